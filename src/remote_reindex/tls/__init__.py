@@ -1,0 +1,1 @@
+"""TLS toolkit: PEM handling, the one SSLContext factory, chain reading and diagnosis."""
