@@ -1,0 +1,1 @@
+"""The plan: the user's ``_reindex`` body, parsed and checked before any request."""
