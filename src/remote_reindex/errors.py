@@ -11,7 +11,8 @@ with ``exit_code``. No traceback, and never a secret in either line.
     │   └── AuthError            401 / 403
     ├── PreflightError           a check before writing failed; nothing was written
     ├── CopyError                a copy ran but did not move every document
-    └── SandboxError             the local throwaway nodes could not be managed
+    ├── SandboxError             the local throwaway nodes could not be managed
+    └── MismatchError            verify: the destination differs from the source
 """
 
 from __future__ import annotations
@@ -87,3 +88,10 @@ class CopyError(RemoteReindexError):
 class SandboxError(RemoteReindexError):
     exit_code = 10
     default_cause = "sandbox"
+
+
+class MismatchError(RemoteReindexError):
+    """``verify`` found the destination different from the source (not a usage problem)."""
+
+    exit_code = 11
+    default_cause = "different"

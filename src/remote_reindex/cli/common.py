@@ -8,6 +8,7 @@ from typing import Any, NoReturn
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..errors import RemoteReindexError
 
@@ -19,9 +20,9 @@ def fail(exc: RemoteReindexError, *, as_json: bool = False) -> NoReturn:
     """Print an error as two lines (what is wrong, what to do) and exit with its code."""
     if as_json:
         print_json(exc.to_dict())
-    err.print(f"[bold red]error:[/] {exc.message}", markup=True, highlight=False)
+    err.print(f"[bold red]error:[/] {escape(exc.message)}", markup=True, highlight=False)
     if exc.fix:
-        err.print(f"[bold]fix:[/] {exc.fix}", markup=True, highlight=False)
+        err.print(f"[bold]fix:[/] {escape(exc.fix)}", markup=True, highlight=False)
     raise typer.Exit(exc.exit_code)
 
 

@@ -4,15 +4,30 @@ from __future__ import annotations
 
 import sys
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from .. import __version__
 from ..errors import RemoteReindexError
 from . import bundle, ca, demo, run, sandbox, settings, verify
 from .common import err, fail
 
+# The guide's steps first, then the tools around them. Typer lists plain commands before
+# sub-apps; this group keeps the order a user reads the guide in.
+COMMAND_ORDER = ("ca", "bundle", "settings", "lint-settings", "run", "verify", "sandbox", "demo")
+
+
+class GuideOrderGroup(TyperGroup):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = list(self.commands)
+        rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
+        return sorted(names, key=lambda n: rank.get(n, len(rank)))
+
+
 app = typer.Typer(
     name="remote-reindex",
+    cls=GuideOrderGroup,
     help=(
         "Copy data from an Elasticsearch/OpenSearch cluster whose TLS uses a private CA or a "
         "self-signed certificate, following Elastic's guide 'Reindex from a self-managed cluster "

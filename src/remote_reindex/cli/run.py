@@ -1,5 +1,157 @@
-"""placeholder: being written"""
+"""``remote-reindex run``: step 5, copy the data with the server or the client engine."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from ..cluster import ClusterClient
+from ..cluster.auth import resolve_auth
+from ..engines.options import ClientOptions, ServerOptions
+from ..engines.summary import RunSummary
+from ..errors import CopyError, RemoteReindexError, UsageError
+from ..plan.body import ReindexBody, parse_body
+from ..tls.context import warn_insecure
+from .common import err, fail, out, print_json
+from .progress import RichProgress
+
+ENGINES = ("auto", "server", "client")
+READ_MODES = ("auto", "pit", "scroll")
 
 
-def register(app):
-    pass
+def load_body(body_file: Optional[str]) -> ReindexBody:
+    if body_file is None or body_file == "-":
+        if body_file is None and sys.stdin.isatty():
+            raise UsageError("no _reindex body given", "Pass a body file (remote-reindex run body.json --dest URL) or '-' to read it from standard input.")
+        return parse_body(sys.stdin.read(), "the body on standard input")
+    p = Path(body_file)
+    if not p.exists():
+        raise UsageError(f"body file not found: {p}", "Give the path of a JSON file with the _reindex body, or '-' for standard input.")
+    if p.is_dir():
+        raise UsageError(f"body file is a directory: {p}", "Give the path of a JSON file with the _reindex body.")
+    return parse_body(p.read_bytes(), f"body file {p}")
+
+
+def dest_client(
+    dest: str, dest_ca: Optional[str], dest_insecure: bool, user: Optional[str], password_env: Optional[str],
+    password_file: Optional[str], api_key_env: Optional[str], bearer_env: Optional[str], maxsize: int = 16,
+) -> ClusterClient:
+    if dest_insecure:
+        warn_insecure()
+    auth = resolve_auth(user, password_env, password_file, api_key_env, bearer_env, prompt=sys.stdin.isatty(), who="dest")
+    return ClusterClient(dest, ca_file=dest_ca, verify=not dest_insecure, auth=auth, maxsize=maxsize)
+
+
+def print_plan(plan: dict) -> None:
+    out.print(f"plan ({plan.get('engine', '?')} engine) - nothing was written:")
+    for item in plan.get("indices", []):
+        line = f"  {item.get('index')} -> {item.get('dest_index')}: {item.get('docs', '?'):,} docs" if isinstance(item.get('docs'), int) else f"  {item.get('index')} -> {item.get('dest_index')}"
+        extra = {k: v for k, v in item.items() if k not in ("index", "dest_index", "docs")}
+        out.print(line + (f"  {extra}" if extra else ""), markup=False)
+    for note in plan.get("notes", []):
+        out.print(f"  note: {note}", markup=False)
+
+
+def print_summary(summary: RunSummary) -> None:
+    table = Table(title=f"copied with the {summary.engine} engine", show_lines=False)
+    for col in ("index", "dest", "total", "created", "updated", "conflicts", "failed", "retries", "took"):
+        table.add_column(col, justify="right" if col not in ("index", "dest") else "left")
+    for i in summary.indices:
+        table.add_row(i.index, i.dest_index, f"{i.total:,}", f"{i.created:,}", f"{i.updated:,}", f"{i.version_conflicts:,}",
+                      f"{i.failed:,}", f"{i.retries_bulk + i.retries_search:,}", f"{i.took_ms / 1000:.1f}s")
+    out.print(table)
+    t = summary.totals()
+    out.print(f"total {t['total']:,}: created {t['created']:,}, updated {t['updated']:,}, version conflicts "
+              f"{t['version_conflicts']:,}, failed {t['failed']:,} in {summary.took_ms / 1000:.1f}s")
+    for i in summary.indices:
+        if i.dead_letter_file and i.failed:
+            err.print(f"{i.failed:,} document(s) of {i.index} were not written; they are in {i.dead_letter_file}", markup=False)
+
+
+def run_cmd(
+    body_file: Optional[str] = typer.Argument(None, metavar="[BODY_FILE|-]", help="The guide's _reindex body (JSON) with source.remote; '-' reads standard input. ${VAR} is expanded from the environment."),
+    dest: Optional[str] = typer.Option(None, "--dest", help="Destination cluster URL, e.g. https://dest:9200."),
+    engine: str = typer.Option("auto", "--engine", help="server: the destination pulls with its own _reindex; client: this machine reads and writes; auto: server when the destination can pull, else client."),
+    source_ca: Optional[str] = typer.Option(None, "--source-ca", help="CA file (PEM) for the source as seen from here; wins over REQUESTS_CA_BUNDLE/SSL_CERT_FILE."),
+    source_insecure: bool = typer.Option(False, "--source-insecure", help="Do not verify the source's certificate (prints a warning)."),
+    dest_ca: Optional[str] = typer.Option(None, "--dest-ca", help="CA file (PEM) for the destination."),
+    dest_insecure: bool = typer.Option(False, "--dest-insecure", help="Do not verify the destination's certificate (prints a warning)."),
+    dest_user: Optional[str] = typer.Option(None, "--dest-user", help="Destination user (basic auth)."),
+    dest_password_env: Optional[str] = typer.Option(None, "--dest-password-env", metavar="VAR", help="Environment variable holding the destination password."),
+    dest_password_file: Optional[str] = typer.Option(None, "--dest-password-file", metavar="FILE", help="File holding the destination password."),
+    dest_api_key_env: Optional[str] = typer.Option(None, "--dest-api-key-env", metavar="VAR", help="Environment variable holding a destination API key."),
+    dest_bearer_env: Optional[str] = typer.Option(None, "--dest-bearer-env", metavar="VAR", help="Environment variable holding a destination bearer token."),
+    parallel: Optional[int] = typer.Option(None, "--parallel", min=1, max=256, help="Client: slices read at once (default: the source's shard count). Server: tasks at once."),
+    read_mode: str = typer.Option("auto", "--read-mode", help="Client engine read path: pit (point in time + search_after), scroll (sliced scroll), auto."),
+    transform: Optional[str] = typer.Option(None, "--transform", metavar="MODULE:FUNCTION", help="Client engine: a Python function called per document (instead of 'script')."),
+    bulk_mb: float = typer.Option(8.0, "--bulk-mb", min=0.1, max=100.0, help="Client engine: _bulk request size in MB."),
+    dead_letter: Optional[str] = typer.Option(None, "--dead-letter", metavar="FILE", help="Client engine: NDJSON file for documents the destination rejects."),
+    partitions: int = typer.Option(1, "--partitions", min=1, max=64, help="Server engine: split each index into K query-range partitions run as parallel tasks."),
+    partition_field: Optional[str] = typer.Option(None, "--partition-field", help="Server engine: numeric or date field to partition on (default: chosen from the mapping)."),
+    requests_per_second: Optional[float] = typer.Option(None, "--requests-per-second", min=0.001, help="Server engine: throttle each task."),
+    skip_preflight: bool = typer.Option(False, "--skip-preflight", help="Server engine: skip the checks that need to read node settings."),
+    attach: Optional[str] = typer.Option(None, "--attach", metavar="TASK_ID", help="Server engine: follow a task started earlier (node:id)."),
+    no_metadata: bool = typer.Option(False, "--no-metadata", help="Do not copy mappings, settings and aliases before the data."),
+    include_hidden: bool = typer.Option(False, "--include-hidden", help="Let patterns match hidden and system indices."),
+    plan: bool = typer.Option(False, "--plan", help="Print the plan (indices, counts, engine, partitions) and write nothing."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON (shaped like the _reindex response)."),
+) -> None:
+    """Step 5: copy the data, one job per source index, N in parallel."""
+    progress: RichProgress | None = None
+    try:
+        if engine not in ENGINES:
+            raise UsageError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}", "Use --engine server, --engine client or --engine auto.")
+        if read_mode not in READ_MODES:
+            raise UsageError(f"--read-mode must be one of {', '.join(READ_MODES)}, got {read_mode!r}", "Use --read-mode pit or --read-mode scroll.")
+        if not dest:
+            raise UsageError("--dest is missing", "Add --dest URL of the destination cluster, e.g. --dest https://dest.example:9200.")
+        if source_insecure:
+            warn_insecure()
+        common = dict(parallel=parallel, plan_only=plan, copy_metadata=not no_metadata, include_hidden=include_hidden,
+                      source_ca=source_ca, source_insecure=source_insecure)
+        client_opts = ClientOptions(**common, read_mode=read_mode, transform=transform, bulk_bytes=int(bulk_mb * 1024 * 1024), dead_letter_file=dead_letter)
+        server_opts = ServerOptions(**common, partitions=partitions, partition_field=partition_field,
+                                    requests_per_second=requests_per_second, skip_preflight=skip_preflight)
+        dst = dest_client(dest, dest_ca, dest_insecure, dest_user, dest_password_env, dest_password_file, dest_api_key_env, dest_bearer_env)
+        progress = RichProgress(enabled=not as_json and not plan and err.is_terminal)
+        from ..engines import client as client_engine
+        from ..engines import server as server_engine
+
+        if attach:
+            summary = server_engine.attach(attach, dst, server_opts, progress)
+        else:
+            body = load_body(body_file)
+            if engine == "auto":
+                engine, reason = server_engine.choose_engine(body, dst, server_opts)
+                progress.message(f"engine: {engine} ({reason})")
+            if engine == "server":
+                summary = server_engine.copy(body, dst, server_opts, progress)
+            else:
+                summary = client_engine.copy(body, dst, client_opts, progress)
+    except RemoteReindexError as exc:
+        if progress:
+            progress.close()
+        fail(exc, as_json=as_json)
+    progress.close()
+    if isinstance(summary, dict):  # --plan: the engine returned the plan, nothing was written
+        if as_json:
+            print_json(summary)
+        else:
+            print_plan(summary)
+        return
+    if as_json:
+        print_json(summary.to_dict())
+    else:
+        print_summary(summary)
+    if not summary.complete:
+        exc = CopyError("the copy did not write every document (see the counts above)", "Fix the cause shown, then run the same command again: it resumes and skips what was copied.")
+        err.print(f"[bold red]error:[/] {exc.message}\n[bold]fix:[/] {exc.fix}")
+        raise typer.Exit(exc.exit_code)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run", help="Step 5: copy the data (server engine: the destination's own _reindex; client engine: read here, _bulk there).")(run_cmd)

@@ -1,5 +1,114 @@
-"""placeholder: being written"""
+"""``remote-reindex verify``: after a copy, check that the destination holds what the body
+says it should: counts, then content digests, then the ids that differ."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import MismatchError, RemoteReindexError, UsageError
+from ..plan.source import source_client
+from ..tls.context import warn_insecure
+from ..verify import VerifyOptions, VerifyResult, verify
+from ..verify.reader import check_sample_size
+from .common import err, fail, out, print_json
+from .run import dest_client, load_body
+
+EXIT_DIFFERENT = MismatchError.exit_code
 
 
-def register(app):
-    pass
+def check_report_path(report: Optional[str]) -> Optional[Path]:
+    if report is None:
+        return None
+    p = Path(report)
+    if p.is_dir():
+        raise UsageError(f"--report {p} is a directory", "Give a file name, e.g. --report verify-ids.ndjson.")
+    if not p.parent.exists():
+        raise UsageError(f"the folder of --report {p} does not exist", f"Create {p.parent} first, or write the report elsewhere.")
+    return p
+
+
+def print_result(result: VerifyResult, show: int) -> None:
+    for r in result.indices:
+        head = f"{r.index} -> {r.dest_index}"
+        if r.equal:
+            how = {"full": f"{r.buckets_checked} buckets of content compared", "sample": f"{r.sampled:,} sampled documents compared",
+                   "counts": "counts only"}[r.mode]
+            out.print(f"[green]equal[/]  {head}: {r.dest_count:,} documents ({how})")
+        else:
+            expected = r.expected_dest_count if r.expected_dest_count is not None else r.source_count
+            parts = [f"{n:,} {kind}" for kind, n in (("missing", r.missing.count), ("extra", r.extra.count), ("different", r.different.count)) if n]
+            buckets = f"; {r.buckets_unequal} of {r.buckets_checked} buckets unequal" if r.buckets_checked else ""
+            out.print(f"[bold red]DIFFERENT[/]  {head}: source {r.source_count:,}, destination {r.dest_count:,}"
+                      f"{f' (expected {expected:,})' if expected != r.source_count else ''}"
+                      f"{'; ' + ', '.join(parts) if parts else ''}{buckets}")
+            for kind in ("missing", "extra", "different"):
+                ids = getattr(r, kind)
+                if ids.count:
+                    more = f" ... and {ids.count - min(show, len(ids.ids)):,} more" if ids.count > show else ""
+                    out.print(f"  {kind} ({ids.count:,}): {', '.join(ids.ids[:show])}{more}", markup=False)
+        for note in r.notes:
+            out.print(f"  note: {note}", markup=False)
+    if result.report_file:
+        out.print(f"all differing ids: {result.report_file}", markup=False)
+
+
+def verify_cmd(
+    body_file: Optional[str] = typer.Argument(None, metavar="[BODY_FILE|-]", help="The same _reindex body given to 'run'; '-' reads standard input."),
+    dest: Optional[str] = typer.Option(None, "--dest", help="Destination cluster URL, e.g. https://dest:9200."),
+    source_ca: Optional[str] = typer.Option(None, "--source-ca", help="CA file (PEM) for the source as seen from here; wins over REQUESTS_CA_BUNDLE/SSL_CERT_FILE."),
+    source_insecure: bool = typer.Option(False, "--source-insecure", help="Do not verify the source's certificate (prints a warning)."),
+    dest_ca: Optional[str] = typer.Option(None, "--dest-ca", help="CA file (PEM) for the destination."),
+    dest_insecure: bool = typer.Option(False, "--dest-insecure", help="Do not verify the destination's certificate (prints a warning)."),
+    dest_user: Optional[str] = typer.Option(None, "--dest-user", help="Destination user (basic auth)."),
+    dest_password_env: Optional[str] = typer.Option(None, "--dest-password-env", metavar="VAR", help="Environment variable holding the destination password."),
+    dest_password_file: Optional[str] = typer.Option(None, "--dest-password-file", metavar="FILE", help="File holding the destination password."),
+    dest_api_key_env: Optional[str] = typer.Option(None, "--dest-api-key-env", metavar="VAR", help="Environment variable holding a destination API key."),
+    dest_bearer_env: Optional[str] = typer.Option(None, "--dest-bearer-env", metavar="VAR", help="Environment variable holding a destination bearer token."),
+    sample: Optional[int] = typer.Option(None, "--sample", metavar="N", help="Check N random documents from each side by id instead of all (counts are still exact)."),
+    report: Optional[str] = typer.Option(None, "--report", metavar="FILE", help="Write every missing/extra/different id to FILE (NDJSON), however many."),
+    parallel: Optional[int] = typer.Option(None, "--parallel", min=1, max=8, help="Slices read at once per cluster (default: the index's primary shards)."),
+    show: int = typer.Option(10, "--show", min=0, help="Ids printed per list (missing, extra, different)."),
+    max_ids: int = typer.Option(10_000, "--max-ids", min=0, help="Ids kept per list in memory and in --json; --report gets them all."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON: per index counts, equal, missing/extra/different ids."),
+) -> None:
+    """Compare source and destination: counts, then content (bucketed digests of _id + _source), then the ids that differ.
+    Exit 0 when equal, 11 when different, 2 for bad input."""
+    try:
+        if not dest:
+            raise UsageError("--dest is missing", "Add --dest URL of the destination cluster, e.g. --dest https://dest.example:9200.")
+        if sample is not None:
+            check_sample_size(sample)
+        report_path = check_report_path(report)
+        body = load_body(body_file)
+        dst = dest_client(dest, dest_ca, dest_insecure, dest_user, dest_password_env, dest_password_file, dest_api_key_env, dest_bearer_env)
+        if body.remote is not None:
+            if source_insecure:
+                warn_insecure()
+            src = source_client(body.remote, ca_file=source_ca, insecure=source_insecure, maxsize=16)
+        else:  # a local _reindex body: source and destination are the same cluster
+            src = dst
+        options = VerifyOptions(sample=sample, parallel=parallel, keep=max_ids, report_file=report_path)
+        progress = (lambda msg: err.print(msg, style="dim", markup=False)) if not as_json and err.is_terminal else None
+        result = verify(body, src, dst, options, progress)
+    except RemoteReindexError as exc:
+        fail(exc, as_json=as_json)
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        print_result(result, show)
+    if not result.equal:
+        n = sum(1 for r in result.indices if not r.equal)
+        exc = MismatchError(
+            f"the destination differs from the source in {n} of {len(result.indices)} index pair(s)",
+            "Copy again ('remote-reindex run' with the same body) and verify again; --report FILE lists every differing id.",
+        )
+        err.print(f"[bold red]error:[/] {exc.message}\n[bold]fix:[/] {exc.fix}", markup=True, highlight=False)
+        raise typer.Exit(exc.exit_code)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("verify", help="After a copy: compare counts and content of source and destination; exit 0 only when equal.")(verify_cmd)

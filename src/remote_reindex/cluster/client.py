@@ -159,7 +159,9 @@ def map_transport_error(exc: BaseException, url: str) -> ConnectError:
             "tls": f"TLS handshake with {where} failed: {reason}",
         }
         return TLSError(messages[cause], _FIXES[cause], cause=cause)
-    if isinstance(inner, (ConnectTimeoutError, ReadTimeoutError, socket.timeout, TimeoutError)) or isinstance(exc, (ConnectTimeoutError, ReadTimeoutError)):
+    # urllib3 2 makes NewConnectionError (refused, unreachable) a subclass of ConnectTimeoutError.
+    timed_out = isinstance(exc, (ConnectTimeoutError, ReadTimeoutError)) and not isinstance(inner, (ConnectionRefusedError, socket.gaierror))
+    if isinstance(inner, (ConnectTimeoutError, ReadTimeoutError, socket.timeout, TimeoutError)) or timed_out:
         return TimeoutError_(f"timed out talking to {where}", _FIXES["timeout"], cause="timeout")
     if isinstance(inner, socket.gaierror) or "Name or service not known" in str(inner) or "nodename nor servname" in str(inner) or "Temporary failure in name resolution" in str(inner):
         return ConnectError(f"cannot resolve the host of {where}", _FIXES["dns"], cause="dns")

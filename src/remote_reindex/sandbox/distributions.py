@@ -86,6 +86,11 @@ class Distribution:
         # ES 9.x needs JDK 21+; everything else the guide uses runs on 17.
         return 21 if self.flavor == "elasticsearch" and self.major >= 9 else 11
 
+    @property
+    def max_java(self) -> int:
+        # ES 7.17/8.x and OpenSearch 2.x are not supported on the newest JDKs.
+        return 99 if self.flavor == "elasticsearch" and self.major >= 9 else 21
+
     # -- the reindex module (Maven Central has it only for these lines) ---------------
 
     @property
@@ -274,7 +279,7 @@ def find_java_home(dist: Distribution) -> Path:
         candidates.extend(sorted(found, key=lambda p: _java_version(p) or 0, reverse=True))
     for home in candidates:
         version = _java_version(home)
-        if version is not None and version >= dist.min_java:
+        if version is not None and dist.min_java <= version <= dist.max_java:
             return home
     raise SandboxError(
         f"no Java {dist.min_java}+ found to run {dist.label}",
