@@ -14,12 +14,10 @@ import datetime as dt
 import json
 import socket
 import ssl
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable, Iterator
 
 import trustme
 from cryptography import x509

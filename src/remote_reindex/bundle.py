@@ -8,6 +8,7 @@ same CA gives byte-identical bundles and a re-upload can be recognised as a no-o
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
@@ -194,8 +195,6 @@ def build_bundle(
     der: bool = False,
 ) -> BundleResult:
     """Validate every input, then write ``out_dir/NAME.zip`` atomically."""
-    import hashlib
-
     check_name(name)
     check_target(target)
     out = Path(out_dir)

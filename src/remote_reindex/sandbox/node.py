@@ -279,8 +279,6 @@ class Node:
         with open(self.config_file, "w") as fh:
             fh.write("# written by remote-reindex sandbox\n")
             yaml.dump(settings, fh)
-        jvm_options = self.config_dir / "jvm.options.d"
-        jvm_options.mkdir(exist_ok=True)
 
     # -- run -----------------------------------------------------------------------------
 
@@ -298,8 +296,30 @@ class Node:
         return self.pid is not None and _pid_alive(self.pid)
 
     def start(self, timeout: float = START_TIMEOUT, user: NodeUser | None = None) -> None:
-        """Start the node and wait until it answers ``_cluster/health`` (yellow or green)."""
+        """Start the node and wait until it answers ``_cluster/health`` (yellow or green).
+
+        A port picked free at install time can be taken by someone else before the node
+        binds it (other sandboxes run beside us): then new ports are picked and the start
+        is retried, for a single node (a cluster member's ports are in its peers' config).
+        """
         user = user or ensure_node_user()
+        for attempt in range(3):
+            try:
+                self._start_once(timeout, user)
+                return
+            except SandboxError as exc:
+                if self.seed_hosts or attempt == 2 or not self._lost_a_port():
+                    raise
+                if self.server_log.exists():  # keep it, but out of the way of the next check
+                    self.server_log.rename(self.server_log.with_name(f"{self.server_log.stem}.bind-failure-{attempt}.log"))
+                self.http_port, self.transport_port = free_port(), free_port()
+                self.write_config()  # rewritten in place: stays the node user's file
+                del exc
+
+    def _lost_a_port(self) -> bool:
+        return any("BindException" in line or "Address already in use" in line for line in self.log_tail(60))
+
+    def _start_once(self, timeout: float, user: NodeUser) -> None:
         if self.is_running():
             return
         (self.dir / "tmp").mkdir(exist_ok=True)
@@ -383,7 +403,7 @@ class Node:
         reason = next((line for line in reversed(tail) if "ERROR" in line or "Exception" in line), tail[-1] if tail else "")
         detail = "\n".join("    " + line[:300] for line in tail)
         message = f"{self.dist.label} node '{self.name}' did not start: {why}" + (f" -- {reason.strip()[:300]}" if reason else "")
-        exc = SandboxError(message, f"See the node log {self.server_log} (last lines in the error's 'log' field).", cause="node_start_failed")
+        exc = SandboxError(message, f"Read the node's log: tail -n 50 {self.server_log if self.server_log.exists() else self.console_log}", cause="node_start_failed")
         exc.log_lines = tail  # type: ignore[attr-defined]
         exc.log_text = detail  # type: ignore[attr-defined]
         return exc

@@ -333,7 +333,13 @@ class Sandbox:
             self.extra_destinations[name] = side
             self.save()
             progress(f"starting {side.node.dist.label} '{name}'...")
-            start_nodes(side.nodes, self.user)
+            try:
+                start_nodes(side.nodes, self.user)
+            except BaseException:
+                # Forget it (the folder and its log stay until `down`): the name is free again.
+                del self.extra_destinations[name]
+                self.save()
+                raise
             self.save()
             return side
 
@@ -348,7 +354,12 @@ class Sandbox:
             self.extra_sources[name] = side
             self.save()
             progress(f"starting source {side.node.dist.label} '{name}'...")
-            start_nodes([side.node], self.user)
+            try:
+                start_nodes([side.node], self.user)
+            except BaseException:
+                del self.extra_sources[name]
+                self.save()
+                raise
             self.save()
             self._load_source(side, progress)
             return side

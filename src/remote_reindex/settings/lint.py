@@ -309,6 +309,11 @@ def lint_text(
         line = mark.line + 1 if mark is not None else 0
         report = LintReport(file)
         reason = (exc.problem or exc.context or "invalid YAML").strip()
+        if exc.context and exc.context_mark is not None:
+            # "expected ']'" at the end of the file is found far from its cause: name where it began
+            reason += f" ({exc.context.strip()} started on line {exc.context_mark.line + 1})"
+            if line > len(text.splitlines()):
+                line = exc.context_mark.line + 1
         report.problems.append(Problem(line, "error", "", f"YAML syntax error: {reason}", None))
         return report
     except Exception as exc:  # noqa: BLE001 - ruamel raises a few unmarked kinds too

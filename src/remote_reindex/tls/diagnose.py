@@ -22,7 +22,7 @@ from cryptography import x509
 
 from ..cluster.auth import Auth
 from ..cluster.client import ClusterClient, normalize_url
-from ..errors import ConnectError, RemoteReindexError, TimeoutError_, TLSError, UsageError
+from ..errors import AuthError, ConnectError, RemoteReindexError, TimeoutError_, TLSError, UsageError
 from .chain import (
     _handshake_failure,
     anchor_warnings,
@@ -220,8 +220,6 @@ def check_privileges(client: ClusterClient, indices: list[str]) -> tuple[dict[st
     for index, privs in (answer.get("index") or {}).items():
         missing += [f"'{p}' on index {index}" for p, has in privs.items() if not has]
     if missing:
-        from ..errors import AuthError
-
         user = answer.get("username") or "this user"
         raise AuthError(
             f"{user} lacks privileges remote reindex needs on the source: {', '.join(missing)}",

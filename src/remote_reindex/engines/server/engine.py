@@ -329,8 +329,10 @@ def copy(body: ReindexBody, dest: ClusterClient, options: ServerOptions, progres
                     result = metadata.copy_index_metadata(src, dest, p.info.name, p.dest_index)
                     if result.created:
                         progress.message(f"created {p.dest_index} with the mappings and settings of {p.info.name}")
-                    for d in result.dropped_settings:
-                        progress.message(f"note: setting {d} of {p.info.name} not copied")
+                    if result.dropped_settings:
+                        progress.message(f"note: settings the source cluster owns were not copied: {', '.join(result.dropped_settings)}")
+                    for n in result.notes:
+                        progress.message(f"note: {n}")
 
         nodes = RoundRobin(node_clients(dest, notes) if options.spread_over_nodes else [dest])
         if len(nodes) > 1:
@@ -434,7 +436,7 @@ def choose_engine(body: ReindexBody, dest: ClusterClient, options: ServerOptions
     problem = probe_trust(dest, body, ",".join(body.indices), body.dest_index or PROBE_DEST_INDEX, dest_info=dest_info)
     if problem is None:
         return "server", f"the destination {dest.host_port} can pull from {body.remote.host_port} (allowlisted, trusts its certificate: an empty probe _reindex succeeded)"
-    return "client", f"the destination cannot pull ({problem.message})"
+    return "client", f"the destination cannot pull: {problem.message}"
 
 
 def _is_pattern(name: str) -> bool:

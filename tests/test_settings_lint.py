@@ -1,0 +1,158 @@
+"""``lint-settings``: every problem with its line and the fixed line."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from remote_reindex.bundle import build_bundle
+from remote_reindex.cli.main import app
+from remote_reindex.settings import lint_text
+from tls_servers import trustme_pki
+
+runner = CliRunner()
+
+
+def problems(text: str, **kw) -> list[tuple[int, str, str, str | None]]:
+    return [(p.line, p.severity, p.message, p.fixed) for p in lint_text(text, **kw).problems]
+
+
+def test_clean_file():
+    text = 'reindex.remote.whitelist: ["es1:9200", "10.0.0.*:9200"]\nreindex.ssl.certificate_authorities: "/app/config/my_source_ca/cacert.pem"\nreindex.ssl.verification_mode: certificate\n'
+    assert problems(text) == []
+
+
+def test_scheme_path_and_port_in_block_list():
+    text = "reindex.remote.whitelist:\n  - es1:9200\n  - https://es2:9243/\n  - es3\n"
+    assert problems(text) == [
+        (3, "error", "'https://es2:9243/' has a scheme: entries are HOST:PORT only (the destination never matches it)", '  - "es2:9243"'),
+        (3, "error", "'https://es2:9243/' has a path: entries are HOST:PORT only", '  - "es2:9243"'),
+        (4, "error", "'es3' has no port: the destination matches host AND port (9200 assumed in the fixed line)", '  - "es3:9200"'),
+    ]
+
+
+def test_comma_string():
+    assert problems('reindex.remote.whitelist: "a:9200, b:9200"\n') == [
+        (1, "error", "reindex.remote.whitelist is a comma-separated string where a YAML list is expected", 'reindex.remote.whitelist: ["a:9200", "b:9200"]'),
+    ]
+
+
+def test_wrong_key_for_flavor_and_version():
+    es = problems('reindex.remote.allowlist: ["a:9200"]\n', flavor="elasticsearch")
+    assert es == [(1, "error", "Elasticsearch does not know reindex.remote.allowlist (that is OpenSearch's name): use reindex.remote.whitelist", 'reindex.remote.whitelist: ["a:9200"]')]
+    os2 = problems('reindex.remote.whitelist: ["a:9200"]\n', flavor="opensearch", version="2.19.6")
+    assert [(p[0], p[1], p[3]) for p in os2] == [(1, "warning", 'reindex.remote.allowlist: ["a:9200"]')]
+    os3 = problems('reindex.remote.whitelist: ["a:9200"]\n', flavor="opensearch", version="3.0")
+    assert os3[0][:3] == (1, "error", "OpenSearch 3 removed reindex.remote.whitelist: use reindex.remote.allowlist")
+
+
+def test_ca_path_must_match_bundle(tmp_path):
+    pki = trustme_pki(tmp_path)
+    zip_path = build_bundle([pki.root_file], name="src_ca", out_dir=tmp_path).zip_path
+    bad = tmp_path / "s.yml"
+    bad.write_text("reindex.remote.whitelist: [\"a:9200\"]\nreindex.ssl.certificate_authorities:\n  - my_source_ca/ca.crt\n")
+    result = runner.invoke(app, ["lint-settings", str(bad), "--bundle", str(zip_path), "--json"])
+    assert result.exit_code == 1
+    data = orjson.loads(result.stdout)
+    assert data["problems"] == [
+        {"line": 3, "severity": "error", "key": "reindex.ssl.certificate_authorities", "message": "CA path 'my_source_ca/ca.crt' does not match: the bundle holds src_ca/cacert.pem", "fixed": '  - "src_ca/cacert.pem"'}
+    ]
+    cloud = lint_text('reindex.ssl.certificate_authorities: "/app/config/other/cacert.pem"\n', bundle=__import__("remote_reindex.bundle", fromlist=["x"]).read_bundle(zip_path))
+    assert [(p.line, p.fixed) for p in cloud.problems] == [(1, 'reindex.ssl.certificate_authorities: "/app/config/src_ca/cacert.pem"')]
+    good = tmp_path / "good.yml"
+    good.write_text('reindex.remote.whitelist: ["a:9200"]\nreindex.ssl.certificate_authorities: ["src_ca/cacert.pem"]\n')
+    ok = runner.invoke(app, ["lint-settings", str(good), "--bundle", str(zip_path)])
+    assert ok.exit_code == 0 and ok.stdout.strip() == "0 error(s), 0 warning(s)"
+
+
+def test_cloud_target_without_app_config():
+    p = problems('reindex.ssl.certificate_authorities: "my_source_ca/cacert.pem"\n', target="cloud")
+    assert p == [(1, "error", "CA path 'my_source_ca/cacert.pem' does not match: Elastic Cloud unpacks bundles under /app/config/", 'reindex.ssl.certificate_authorities: "/app/config/my_source_ca/cacert.pem"')]
+
+
+def test_verification_modes():
+    assert problems("reindex.ssl.verification_mode: ful\n") == [(1, "error", "unknown verification mode 'ful': use full, certificate or none", "reindex.ssl.verification_mode: full")]
+    none = problems("reindex.ssl.verification_mode: none\n")
+    assert none[0][1] == "warning" and "trusts ANY certificate" in none[0][2]
+
+
+def test_ca_and_truststore_both():
+    text = 'reindex.ssl.certificate_authorities: ["a/cacert.pem"]\nreindex.ssl.truststore.path: "truststore.p12"\n'
+    assert problems(text)[0][:2] == (2, "error")
+    assert problems(text)[0][2].startswith("both reindex.ssl.certificate_authorities and reindex.ssl.truststore.path are set")
+
+
+def test_tls_keys_in_the_wrong_place_nested_yaml():
+    text = "reindex:\n  remote:\n    whitelist: [\"a:9200\"]\n    ssl.certificate_authorities: x/cacert.pem\n  ssl:\n    verfication_mode: full\nxpack.security.http.ssl.certificate_authorities: [\"my_source_ca/cacert.pem\"]\npersistent.reindex.remote.whitelist: [\"a:1\"]\n"
+    got = problems(text)
+    assert got == [
+        (4, "error", "reindex.remote.ssl.certificate_authorities is not a setting: TLS for remote reindex lives under reindex.ssl.*", None),
+        (6, "error", "unknown setting reindex.ssl.verfication_mode (did you mean reindex.ssl.verification_mode?)", None),
+        (7, "warning", "xpack.security.http.ssl.certificate_authorities configures this cluster's own TLS, not its connection to the remote: remote reindex reads reindex.ssl.certificate_authorities", 'reindex.ssl.certificate_authorities: ["my_source_ca/cacert.pem"]'),
+        (8, "error", "reindex.remote.whitelist is a static node setting: it cannot be a persistent cluster setting", None),
+    ]
+
+
+def test_flat_misplaced_key_gets_a_fixed_line():
+    assert problems("reindex.remote.certificate_authorities: a/cacert.pem\n") == [
+        (1, "error", "reindex.remote.certificate_authorities is not a setting: TLS for remote reindex lives under reindex.ssl.*", "reindex.ssl.certificate_authorities: a/cacert.pem")
+    ]
+
+
+def test_yaml_syntax_error_line():
+    got = problems('reindex.remote.whitelist: ["a:9200",\nreindex.ssl.verification_mode: full\n')
+    assert got[0][0] == 1 and got[0][2].startswith("YAML syntax error:")
+    dup = problems("a: 1\na: 2\n")
+    assert dup[0][:2] == (2, "error")
+
+
+def test_cli_text_output_and_exit(tmp_path):
+    f = tmp_path / "s.yml"
+    f.write_text("reindex.remote.whitelist:\n  - https://es:9200\n")
+    result = runner.invoke(app, ["lint-settings", str(f)])
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        f"{f}:2: error: 'https://es:9200' has a scheme: entries are HOST:PORT only (the destination never matches it)",
+        '    fixed:   - "es:9200"',
+        "1 error(s), 0 warning(s)",
+    ]
+
+
+def test_warnings_only_exit_zero(tmp_path):
+    f = tmp_path / "s.yml"
+    f.write_text('reindex.remote.whitelist: ["a:9200"]\nreindex.ssl.verification_mode: none\n')
+    assert runner.invoke(app, ["lint-settings", str(f)]).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["/nonexistent/s.yml"], "error: settings file not found: /nonexistent/s.yml"),
+        (["{ok}", "--flavor", "solr"], "error: unknown flavor 'solr': use elasticsearch or opensearch"),
+        (["{ok}", "--bundle", "/nonexistent/b.zip"], "error: bundle not found: /nonexistent/b.zip"),
+        (["{ok}", "--bundle", "{ok}"], "error: {ok} is not a zip file"),
+        (["{ok}", "--target", "aws"], "error: unknown target 'aws': use 'cloud' or 'self-managed'"),
+    ],
+    ids=["missing-file", "bad-flavor", "missing-bundle", "bundle-not-zip", "bad-target"],
+)
+def test_lint_bad_input(tmp_path, args, message):
+    ok = tmp_path / "ok.yml"
+    ok.write_text('reindex.remote.whitelist: ["a:9200"]\n')
+    args = [a.replace("{ok}", str(ok)) for a in args]
+    result = runner.invoke(app, ["lint-settings", *args])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[0] == message.replace("{ok}", str(ok))
+    assert result.stderr.splitlines()[1].startswith("fix: ")
+
+
+def test_lint_bundle_without_pem(tmp_path):
+    import zipfile
+
+    z = tmp_path / "b.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("readme.txt", "x")
+    ok = tmp_path / "ok.yml"
+    ok.write_text("a: 1\n")
+    result = runner.invoke(app, ["lint-settings", str(ok), "--bundle", str(z)])
+    assert (result.exit_code, result.stderr.splitlines()[0]) == (2, f"error: {z} does not hold exactly one FOLDER/FILE.pem (found: readme.txt)")
