@@ -257,3 +257,27 @@ def test_second_source_has_its_own_ca(source, second_source):
         with pytest.raises(TLSError) as caught:
             client.info()
     assert caught.value.cause == "untrusted_issuer"
+
+
+def test_a_node_that_cannot_start_reports_its_log_and_leaves_nothing_running(sandbox):
+    from remote_reindex.errors import SandboxError
+
+    with pytest.raises(SandboxError) as caught:
+        sandbox.start_extra_destination("elasticsearch", name="broken", settings={"no.such.setting": 1})
+    exc = caught.value
+    assert exc.cause == "node_start_failed" and exc.exit_code == 10
+    assert exc.message.startswith("Elasticsearch 7.17.29 node 'broken' did not start: the node process exited")
+    assert "unknown setting [no.such.setting]" in exc.message
+    assert exc.fix.startswith("Read the node's log: tail -n 50 ") and Path(exc.fix.split()[-1]).is_file()
+    assert not processes_under(sandbox.home / "nodes" / "broken")
+    assert "broken" not in sandbox.extra_destinations
+    assert "broken" not in Sandbox(sandbox.home).status().get("extra_destinations", {})
+
+
+def test_multi_node_destination_forms_one_cluster(extra_destination):
+    side = extra_destination("elasticsearch", name="pair", nodes=2)
+    assert len(side.nodes) == 2 and len({n.http_port for n in side.nodes}) == 2
+    for node in side.nodes:
+        with node.client() as client:
+            health = client.call("GET", "/_cluster/health")
+            assert (health["cluster_name"], health["number_of_nodes"]) == ("rr-pair", 2)

@@ -25,7 +25,7 @@ SANDBOX_DOCS = int(os.environ.get("REMOTE_REINDEX_TEST_DOCS", "2000"))  # what c
 pytestmark = pytest.mark.nodes
 
 PASSWORD_ENV = "RR_VERIFY_SOURCE_PASSWORD"
-DEST_INDICES = ("verify-copy", "verify-diff", "verify-filtered", "verify-first100", "verify-missing")
+DEST_INDICES = ("verify-copy", "verify-diff", "verify-filtered", "verify-first100", "verify-missing", "verify-part-a", "verify-part-b", "verify-merged")
 CAMPING = {"term": {"category": "camping"}}
 FILTER = ["sku", "price", "seller.country"]
 
@@ -245,8 +245,8 @@ def test_missing_source_index_is_a_usage_error(tmp_path, source, destination, pa
                       "--source-ca", str(source.ca_file))
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        f"error: source index no-such-index not found on {source.node.host_port}",
-        "fix: Check source.index in the body (names are case-sensitive; patterns like logs-* are allowed).",
+        f"error: source index not found on {source.node.host_port}: no-such-index",
+        "fix: Check source.index (list the source's indices with GET _cat/indices, or use a pattern like \"logs-*\").",
     ]
 
 
@@ -261,6 +261,35 @@ def test_wrong_source_password_is_an_auth_error(tmp_path, source, destination) -
                       "--source-ca", str(source.ca_file))
     assert proc.returncode == 7
     assert proc.stderr.splitlines()[0].startswith(f"error: {source.node.host_port} refused the credentials (401)")
+
+
+def test_pattern_of_indices_merged_into_one_destination_index(tmp_path, destination, dst) -> None:
+    """A local body (no source.remote: source and destination are one cluster): a pattern
+    matching two indices written into one, as _reindex does with dest.index."""
+    lines = bytearray()
+    for part in ("a", "b"):
+        for i in range(50):
+            doc = {"part": part, "n": i}
+            for index in (f"verify-part-{part}", "verify-merged"):
+                lines += json.dumps({"index": {"_index": index, "_id": f"{part}{i}"}}).encode() + b"\n" + json.dumps(doc).encode() + b"\n"
+    assert not dst.call("POST", "/_bulk", params={"refresh": "true"}, body=bytes(lines), content_type="application/x-ndjson")["errors"]
+    merged = tmp_path / "merged.json"
+    merged.write_text(json.dumps({"source": {"index": "verify-part-*"}, "dest": {"index": "verify-merged"}}))
+    proc = run_verify(None, "unused-secret-xyz", str(merged), "--dest", destination.url, "--json")
+    assert proc.returncode == 0, proc.stderr
+    [r] = json.loads(proc.stdout)["indices"]
+    assert (r["index"], r["dest_index"], r["source_count"], r["dest_count"], r["equal"]) == ("verify-part-a,verify-part-b", "verify-merged", 100, 100, True)
+    # without dest.index each index keeps its name: compared with itself, twice equal
+    own = tmp_path / "own.json"
+    own.write_text(json.dumps({"source": {"index": ["verify-part-a", "verify-part-b"]}, "dest": {}}))
+    proc = run_verify(None, "unused-secret-xyz", str(own), "--dest", destination.url, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert [(r["index"], r["dest_index"], r["dest_count"]) for r in json.loads(proc.stdout)["indices"]] == [
+        ("verify-part-a", "verify-part-a", 50), ("verify-part-b", "verify-part-b", 50)]
+    # one document less in the merged index
+    dst.call("DELETE", "/verify-merged/_doc/b7", params={"refresh": "true"})
+    proc = run_verify(None, "unused-secret-xyz", str(merged), "--dest", destination.url, "--json")
+    assert proc.returncode == 11 and json.loads(proc.stdout)["indices"][0]["missing"] == ["b7"]
 
 
 @pytest.mark.parametrize("dest_fixture", ["es9_destination", "opensearch_destination"])

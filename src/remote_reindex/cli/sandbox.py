@@ -47,7 +47,7 @@ def up(
     if as_json:
         print_json(status)
     else:
-        _print_status(status)
+        _print_status(status, warnings=False)  # already printed above, on stderr
 
 
 @app.command()
@@ -105,7 +105,7 @@ def configure_destination(
     out.print(f"destination restarted with {result['config_file']}; it is healthy", highlight=False)
 
 
-def _print_status(status: dict[str, Any]) -> None:
+def _print_status(status: dict[str, Any], *, warnings: bool = True) -> None:
     """A readable summary; long paths stay whole (no table wrapping) so they can be copied."""
 
     def state(x: dict[str, Any]) -> str:
@@ -141,5 +141,5 @@ def _print_status(status: dict[str, Any]) -> None:
         source_lines(f"extra source {name}", x)
     for name, x in (status.get("extra_destinations") or {}).items():
         destination_lines(f"extra destination {name}", x)
-    for w in status.get("warnings") or []:
+    for w in (status.get("warnings") or []) if warnings else []:
         out.print(f"[yellow]warning:[/] {w}", highlight=False)

@@ -73,6 +73,7 @@ def verify_cmd(
     parallel: Optional[int] = typer.Option(None, "--parallel", min=1, max=8, help="Slices read at once per cluster (default: the index's primary shards)."),
     show: int = typer.Option(10, "--show", min=0, help="Ids printed per list (missing, extra, different)."),
     max_ids: int = typer.Option(10_000, "--max-ids", min=0, help="Ids kept per list in memory and in --json; --report gets them all."),
+    include_hidden: bool = typer.Option(False, "--include-hidden", help="Let patterns match hidden and system indices (as with 'run --include-hidden')."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON: per index counts, equal, missing/extra/different ids."),
 ) -> None:
     """Compare source and destination: counts, then content (bucketed digests of _id + _source), then the ids that differ.
@@ -91,7 +92,7 @@ def verify_cmd(
             src = source_client(body.remote, ca_file=source_ca, insecure=source_insecure, maxsize=16)
         else:  # a local _reindex body: source and destination are the same cluster
             src = dst
-        options = VerifyOptions(sample=sample, parallel=parallel, keep=max_ids, report_file=report_path)
+        options = VerifyOptions(sample=sample, parallel=parallel, keep=max_ids, report_file=report_path, include_hidden=include_hidden)
         progress = (lambda msg: err.print(msg, style="dim", markup=False)) if not as_json and err.is_terminal else None
         result = verify(body, src, dst, options, progress)
     except RemoteReindexError as exc:

@@ -40,11 +40,20 @@ START_TIMEOUT = float(os.environ.get("REMOTE_REINDEX_SANDBOX_START_TIMEOUT", "18
 STOP_TIMEOUT = 60.0
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A loopback port nothing listens on right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nothing listens on right now (the kernel picks it), never one this
+    process handed out before: nodes installed together must not get the same port."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise SandboxError("no free loopback port found", "Stop some local services or nodes and retry.")
 
 
 def port_is_free(port: int) -> bool:

@@ -254,8 +254,18 @@ class Sandbox:
 
     def _ensure_home(self) -> None:
         check_home_traversable(self.home, self.user)
-        self.home.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.home, 0o755)
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+            if self.home.stat().st_uid == os.geteuid():
+                os.chmod(self.home, 0o755)
+            probe = self.home / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as exc:
+            raise UsageError(
+                f"cannot use {self.home} as the sandbox home: {exc.strerror or exc}",
+                f"Pick a folder you can write with --home DIR (or {HOME_ENV}).",
+            ) from None
 
     def all_nodes(self) -> list[Node]:
         nodes: list[Node] = []
@@ -318,8 +328,18 @@ class Sandbox:
         if source.docs <= 0:
             return
         progress(f"loading {source.docs} documents into '{source.index}' on the source...")
+        step = max(source.docs // 4, 20_000)
+        marks = iter(range(step, source.docs, step))
+        next_mark = next(marks, None)
+
+        def loaded(done: int) -> None:
+            nonlocal next_mark
+            if next_mark is not None and done >= next_mark:
+                progress(f"  {done}/{source.docs} documents loaded")
+                next_mark = next(marks, None)
+
         with source.client(timeout=120) as client:
-            load_sample_index(client, source.docs, index=source.index, seed=source.seed)
+            load_sample_index(client, source.docs, index=source.index, seed=source.seed, progress=loaded)
 
     def start_extra_destination(self, kind: str = "elasticsearch", *, name: str | None = None, settings: Mapping[str, Any] | None = None, nodes: int = 1, progress: Progress = _quiet) -> DestinationSide:
         """Start one more destination (e.g. ``{"thread_pool.write.size": 1, "thread_pool.write.queue_size": 1}``,
@@ -418,10 +438,21 @@ class Sandbox:
                 self.save()
                 self._load_source(self.source, progress)
             except BaseException:
-                self._teardown()
+                # Stop everything but keep the folders: the error points at a log in them.
+                # The next `up` or `down` clears them.
+                self._stop_all()
+                self.source = self.destination = None
+                self.state_file.unlink(missing_ok=True)
                 raise
             self.save()
             return True
+
+    def _stop_all(self) -> None:
+        for node in self.all_nodes():
+            try:
+                node.stop()
+            except RemoteReindexError:
+                pass
 
     def _reuse(self, source_version: str, destination: str, progress: Progress) -> bool:
         assert self.source and self.destination
@@ -455,7 +486,7 @@ class Sandbox:
                 node.remove()
             except RemoteReindexError as exc:
                 errors.append(exc)
-        shutil.rmtree(self.home / "nodes", ignore_errors=True)
+        self._clean_leftovers()
         shutil.rmtree(self.home / "pki", ignore_errors=True)
         for p in [self.home / "ca.pem", *self.home.glob("*-password"), self.state_file]:
             p.unlink(missing_ok=True)

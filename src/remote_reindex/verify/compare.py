@@ -23,6 +23,7 @@ import orjson
 from ..cluster import ClusterClient
 from ..errors import UsageError
 from ..plan.body import ReindexBody
+from ..plan.indices import IndexInfo, dest_name_for, expand
 from . import reader
 from .digest import DEFAULT_BUCKETS, BucketDigests, bucket_of, compare_id_digests, doc_digest, plan_rounds
 
@@ -38,6 +39,7 @@ class VerifyOptions:
     keep: int = 1000  # ids kept per list (missing/extra/different) in the result; all go to the report
     memory_ids: int = 400_000  # ids held at once while drilling into unequal buckets (both sides)
     report_file: Path | None = None
+    include_hidden: bool = False  # let source patterns match hidden and system indices, as 'run' does
 
 
 @dataclass
@@ -156,24 +158,20 @@ class Pair:
     dest_shards: int | None  # None: the destination index does not exist
 
 
-def plan_pairs(body: ReindexBody, source: ClusterClient, dest: ClusterClient) -> list[Pair]:
-    src = reader.resolve_indices(source, body.indices, side="source")
-    if src is None:
-        raise UsageError(
-            f"source index {','.join(body.indices)} not found on {source.host_port}",
-            "Check source.index in the body (names are case-sensitive; patterns like logs-* are allowed).",
-        )
-    if not src.names:
-        raise UsageError(f"source.index {','.join(body.indices)} matches no open index on {source.host_port}", "Check the pattern in source.index.")
-    if body.dest_index:
-        groups = [(src, body.dest_index)]
-    else:  # several source indices, no dest.index: each keeps its name
-        groups = [(reader.resolve_indices(source, [name], side="source") or reader.IndexSet((name,), 1), name) for name in src.names]
+def plan_pairs(body: ReindexBody, source: ClusterClient, dest: ClusterClient, include_hidden: bool = False) -> tuple[list[Pair], list[str]]:
+    """The same jobs the engines copy (``plan.indices.expand``: patterns, aliases, data
+    streams, hidden and closed indices), grouped by where they write: with ``dest.index``
+    several source indices merge into one destination index, and are compared as one."""
+    expansion = expand(source, body.indices, include_hidden)
+    groups: dict[str, list[IndexInfo]] = {}
+    for info in expansion.indices:
+        groups.setdefault(dest_name_for(info, body.dest_index), []).append(info)
     pairs = []
-    for group, dest_index in groups:
+    for dest_index, infos in groups.items():
+        src = reader.IndexSet(tuple(i.name for i in infos), max(i.shards for i in infos))
         d = reader.resolve_indices(dest, [dest_index], side="destination")
-        pairs.append(Pair(group, dest_index, d.max_shards if d and d.names else None))
-    return pairs
+        pairs.append(Pair(src, dest_index, d.max_shards if d and d.names else None))
+    return pairs, list(expansion.notes)
 
 
 def _slices(options: VerifyOptions, shards: int) -> int:
@@ -240,7 +238,7 @@ def verify(
     dest.info()
     if source is not dest:
         source.info()
-    pairs = plan_pairs(body, source, dest)
+    pairs, notes = plan_pairs(body, source, dest, options.include_hidden)
     report = Report(options.report_file)
     complete = False
     try:
@@ -248,6 +246,8 @@ def verify(
         for pair in pairs:
             say(f"verifying {pair.source.expression} -> {pair.dest_index}")
             results.append(_verify_pair(body, source, dest, pair, options, report, say))
+        if results:
+            results[0].notes.extend(notes)  # e.g. closed indices skipped, as the copy skipped them
         complete = True
     finally:
         report.close(complete)

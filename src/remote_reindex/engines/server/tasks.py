@@ -86,7 +86,8 @@ class TaskStatus:
 def start_task(dest: ClusterClient, body: Mapping[str, Any], *, requests_per_second: float | None = None, explain: dict[str, Any] | None = None) -> str:
     """``POST _reindex?wait_for_completion=false``: the task id. Errors the destination
     finds before starting (allowlist, malformed host, unknown fields) raise in plain words."""
-    params: dict[str, Any] = {"wait_for_completion": False}
+    # refresh: the copied documents are searchable (and countable) when the task ends
+    params: dict[str, Any] = {"wait_for_completion": False, "refresh": True}
     if requests_per_second is not None:
         params["requests_per_second"] = requests_per_second
     resp = dest.request("POST", "/_reindex", params=params, body=dict(body))

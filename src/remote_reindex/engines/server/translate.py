@@ -6,8 +6,8 @@ Java ``PKIX path building failed``, an older destination as ``Error parsing the 
 ``explain_reindex_error`` reads the whole answer (a synchronous error body, or the
 ``error`` of a finished task) and returns one typed error whose ``message`` says what is
 wrong and whose ``fix`` says which step of the guide to redo, with the exact line to add
-where there is one. The match is on the server's own texts (recorded in
-``docs``/tests from ES 7.17 and OpenSearch 2.19 nodes), checked in order from the most
+where there is one. The match is on the server's own texts (as answered by
+ES 7.17 and OpenSearch 2.19 nodes, see tests/test_server_engine*.py), checked from the most
 specific to the most general.
 """
 

@@ -1,0 +1,155 @@
+"""The client engine: this machine reads the source (sliced PIT or scroll) and writes the
+destination with ``_bulk``.
+
+Shape (the project's guide): a *source* (``source.IndexReader``) lists partitions
+(slices) and reads pages from a cursor; a *sink* (``sink.BulkSink``) writes batches; the
+runner (``runner.IndexJob``) turns each acknowledged batch into a saved cursor
+(``docs.SliceCursor``, in memory for now).
+
+``copy`` runs three phases so a half-done run never leaves aliases on a half-filled index:
+1. expand ``source.index`` and create every destination index with the source's mappings
+   and settings (``--no-metadata`` skips it);
+2. copy the data, one job per index, a few indices at once;
+3. per index that completed, point its aliases at the copy.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from ...cluster import ClusterClient
+from ...errors import UsageError
+from ...plan.body import ReindexBody
+from ...plan.indices import dest_name_for, expand
+from ...plan.source import source_client
+from ..options import ClientOptions
+from ..progress import Progress
+from ..summary import RunSummary
+from .runner import DocBudget, IndexJob, RunContext, Transform
+from .sink import AdaptiveLimit, DeadLetters
+from .source import choose_read_mode, slice_count
+
+__all__ = ["copy", "plan", "load_transform"]
+
+INDICES_AT_ONCE = 2  # jobs run together; the destination, not the client, is usually the limit
+DEFAULT_READ_SIZE = 1000
+
+
+def load_transform(spec: str | None) -> Transform | None:
+    """``module:function`` -> the function (the current directory is importable). It gets
+    ``{"_index", "_id", "_routing", "_source"}`` per document and returns the same shape
+    (changed) or ``None`` to skip the document (counted as a noop)."""
+    if not spec:
+        return None
+    if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", spec):
+        raise UsageError(f"--transform must look like module:function, got {spec!r}", "E.g. --transform my_transforms:rename_fields (my_transforms.py in the current directory).")
+    module_name, func_name = spec.split(":")
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UsageError(f"--transform: cannot import module {module_name!r}: {exc}", "Run from the directory that holds the module, or install it.") from None
+    except Exception as exc:  # the module itself fails on import
+        raise UsageError(f"--transform: importing {module_name!r} failed: {exc!r}", "Fix the module so it imports cleanly.") from None
+    fn = getattr(module, func_name, None)
+    if not callable(fn):
+        raise UsageError(f"--transform: {module_name!r} has no function {func_name!r}", "Name a function defined in that module.")
+    return fn
+
+
+def _source_for(body: ReindexBody, dest: ClusterClient, options: ClientOptions, maxsize: int) -> ClusterClient:
+    if body.remote is None:
+        return dest  # no source.remote: copy inside the destination cluster
+    return source_client(body.remote, ca_file=options.source_ca, insecure=options.source_insecure, maxsize=maxsize)
+
+
+def _jobs(body: ReindexBody, source: ClusterClient, dest: ClusterClient, options: ClientOptions, progress: Progress) -> tuple[list[IndexJob], list[str], RunContext]:
+    source_info = source.info()  # TLS / auth problems with the source surface here, before anything is written
+    dest.info()
+    expansion = expand(source, body.indices, options.include_hidden, count_query=body.query)
+    writers_max = max(1, options.bulk_in_flight) * INDICES_AT_ONCE
+    ctx = RunContext(
+        source=source, source_info=source_info, dest=dest, body=body, options=options, progress=progress,
+        limit=AdaptiveLimit(writers_max), writers=None,  # type: ignore[arg-type]  # set when the run starts
+        budget=DocBudget(body.max_docs), dead_letters=DeadLetters(options.dead_letter_file),
+        page_size=options.read_size or body.size or DEFAULT_READ_SIZE,
+    )
+    jobs: list[IndexJob] = []
+    for info in expansion.indices:
+        dest_index = dest_name_for(info, body.dest_index)
+        if source is dest and dest_index == info.name:
+            raise UsageError(f"source and destination are the same index: {info.name}", "Set dest.index to another name (or copy to another cluster with source.remote).")
+        mode = choose_read_mode(options.read_mode, source_info, data_stream=info.is_data_stream)
+        jobs.append(IndexJob(ctx, info, dest_index, mode, slice_count(options.parallel, info.shards, mode, source_info)))
+    return jobs, expansion.notes, ctx
+
+
+def plan(body: ReindexBody, dest: ClusterClient, options: ClientOptions, progress: Progress | None = None) -> dict[str, Any]:
+    """What ``copy`` would do; reads the source and the destination, writes nothing."""
+    progress = progress or Progress()
+    source = _source_for(body, dest, options, maxsize=4)
+    jobs, notes, ctx = _jobs(body, source, dest, options, progress)
+    from ..metadata import index_exists
+
+    items = []
+    for job in jobs:
+        exists = index_exists(dest, job.dest_index)
+        items.append({
+            "index": job.info.name, "dest_index": job.dest_index, "docs": job.info.docs if body.max_docs is None else min(job.info.docs, body.max_docs),
+            "kind": job.info.kind, "shards": job.info.shards, "read_mode": job.mode, "slices": job.slices, "op_type": job.spec.op_type,
+            "metadata": "skip (--no-metadata)" if not options.copy_metadata else ("exists, kept" if exists else "create from source"),
+        })
+    notes = list(notes)
+    notes.append(f"source {ctx.source_info.label()}; read {ctx.page_size} docs per page; _bulk up to {options.bulk_bytes // (1024 * 1024)} MB / {options.bulk_docs} docs")
+    if body.max_docs is not None:
+        notes.append(f"max_docs {body.max_docs} over the whole run")
+    if source is not dest:
+        source.close()
+    return {"engine": "client", "source": ctx.source_info.label(), "indices": items, "notes": notes}
+
+
+def copy(body: ReindexBody, dest: ClusterClient, options: ClientOptions, progress: Progress | None = None) -> RunSummary | dict[str, Any]:
+    """Copy ``body``'s source indices to ``dest``. Returns the ``RunSummary`` (or, with
+    ``options.plan_only``, the plan as a dict, having written nothing).
+
+    Errors a user can fix before anything is written (TLS, credentials, unknown index,
+    bad transform, mappings the destination refuses) raise; problems during the copy are
+    counted in the summary (failures, dead-lettered documents) and ``complete`` is False.
+    """
+    progress = progress or Progress()
+    if options.plan_only:
+        return plan(body, dest, options, progress)
+    transform = load_transform(options.transform)
+    started = time.monotonic()
+    slices_hint = max(4, (options.parallel or 2) * INDICES_AT_ONCE + 2)
+    source = _source_for(body, dest, options, maxsize=slices_hint)
+    try:
+        jobs, notes, ctx = _jobs(body, source, dest, options, progress)
+        ctx.transform = transform
+        for note in notes:
+            progress.message(note)
+        for job in jobs:  # phase 1: every destination index exists before any data moves
+            for note in job.prepare():
+                progress.message(note)
+        summary = RunSummary("client")
+        with ThreadPoolExecutor(max_workers=ctx.limit.maximum * 2, thread_name_prefix="bulk") as writers, \
+                ThreadPoolExecutor(max_workers=INDICES_AT_ONCE, thread_name_prefix="job") as job_pool:
+            ctx.writers = writers
+            futures = [job_pool.submit(job.run) for job in jobs]  # phase 2 (+3 inside each job)
+            summary.indices = [f.result() for f in futures]
+        if ctx.limit.lowered:
+            progress.message(f"the destination pushed back (429/503); bulk concurrency was lowered {ctx.limit.lowered} time(s)")
+        summary.took_ms = int((time.monotonic() - started) * 1000)
+        return summary
+    finally:
+        if source is not dest:
+            source.close()
+        if "ctx" in locals():
+            ctx.dead_letters.close()

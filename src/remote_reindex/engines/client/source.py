@@ -1,0 +1,271 @@
+"""Reading one index from the source in slices: point in time + ``search_after`` where the
+source has it, sliced scroll otherwise.
+
+Why PIT first: a scroll keeps search contexts pinned per slice and cannot be retried
+safely (a repeated ``_search/scroll`` may skip a page); a PIT search is a plain search
+with a position, so a retry after a 429 or a timeout reads the same page again, and the
+position (the last hit's sort values) is a cursor that can be saved.
+
+Sort order per flavor:
+- Elasticsearch (7.12+) sorts on ``_shard_doc``, unique across the shards of a PIT.
+- OpenSearch has no ``_shard_doc``; ``_doc`` is unique only within one shard, so a PIT
+  read there uses at least one slice per shard (a slice never spans two shards when
+  ``max >= shards``), and data streams (several indices) use scroll.
+
+Hot path: responses are parsed once with orjson (limited by ``filter_path`` to what we
+use) and each ``_source`` is re-serialized with ``orjson.dumps`` into the bytes that go
+into the bulk body (see bench/ for the measurement).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Mapping
+from urllib.parse import quote
+
+import orjson
+
+from ...cluster import ClusterClient, ClusterInfo
+from ...errors import ClusterError, ConnectError, TimeoutError_, TLSError, UsageError
+from .docs import Doc, Page, SliceCursor
+
+_HIT_FIELDS = "hits.hits._id,hits.hits._index,hits.hits._source,hits.hits._routing,hits.hits._version,hits.hits.sort"
+_PIT_FILTER = f"pit_id,_shards.failed,_shards.failures,timed_out,{_HIT_FIELDS}"
+_SCROLL_FILTER = f"_scroll_id,_shards.failed,_shards.failures,timed_out,{_HIT_FIELDS}"
+RETRYABLE_SEARCH_STATUSES = frozenset({429, 502, 503, 504})
+
+
+def pit_usable(info: ClusterInfo) -> bool:
+    """PIT with ``search_after`` and slices, with a sort we can page on safely."""
+    if info.flavor == "opensearch":
+        return info.supports_pit
+    # _shard_doc arrived in 7.12 and sliced PITs in 7.15 (before that PIT could not be sliced)
+    return info.version_tuple >= (7, 15, 0)
+
+
+def choose_read_mode(requested: str, info: ClusterInfo, *, data_stream: bool = False) -> str:
+    """``pit`` or ``scroll`` for ``--read-mode auto|pit|scroll``."""
+    possible = pit_usable(info) and not (data_stream and info.flavor == "opensearch")
+    if requested == "pit":
+        if not info.supports_pit:
+            raise UsageError(
+                f"--read-mode pit: the source ({info.label()}) has no point in time API (Elasticsearch 7.10+ / OpenSearch 2.4+)",
+                "Use --read-mode scroll (or auto).",
+            )
+        if not possible:
+            raise UsageError(
+                f"--read-mode pit: the source ({info.label()}) cannot page a sliced point in time safely here",
+                "Use --read-mode scroll (or auto).",
+            )
+        return "pit"
+    if requested == "scroll":
+        return "scroll"
+    return "pit" if possible else "scroll"
+
+
+def slice_count(requested: int | None, shards: int, mode: str, info: ClusterInfo) -> int:
+    """Slices to read at once: ``--parallel`` or the shard count; on OpenSearch PIT at
+    least one per shard (see the module doc)."""
+    n = max(1, requested or shards or 1)
+    if mode == "pit" and info.flavor == "opensearch" and shards > 1:
+        n = max(n, shards)
+        n = ((n + shards - 1) // shards) * shards  # a multiple: every slice inside one shard
+    return n
+
+
+@dataclass
+class ReadStats:
+    retries: int = 0
+
+
+def backoff_delay(attempt: int, base: float = 0.5, cap: float = 20.0) -> float:
+    """Exponential backoff with jitter (half fixed, half random) so retrying threads spread out."""
+    d = min(cap, base * (2 ** attempt))
+    return d / 2 + random.uniform(0, d / 2)
+
+
+class IndexReader:
+    """Reads one source index (or data stream / alias) in ``slices`` slices."""
+
+    def __init__(
+        self,
+        client: ClusterClient,
+        info: ClusterInfo,
+        index: str,
+        *,
+        mode: str,
+        slices: int,
+        page_size: int,
+        keep_alive: str = "5m",
+        query: Mapping[str, Any] | None = None,
+        source_filter: Any = None,
+        want_version: bool = False,
+        max_retries: int = 8,
+        stop: threading.Event | None = None,
+        on_retry: Callable[[], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.info = info
+        self.index = index
+        self.mode = mode
+        self.slices = max(1, slices)
+        self.page_size = page_size
+        self.keep_alive = keep_alive
+        self.query = query
+        self.source_filter = source_filter
+        self.want_version = want_version
+        self.max_retries = max_retries
+        self.stop = stop or threading.Event()
+        self.on_retry = on_retry or (lambda: None)
+        self.pit_id: str | None = None
+        self._scroll_ids: dict[int, str] = {}
+        self._lock = threading.Lock()
+        self._os = info.flavor == "opensearch"
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def open(self) -> list[SliceCursor]:
+        """Open the PIT (one per index, shared by its slices); return a fresh cursor per slice."""
+        if self.mode == "pit":
+            path = f"/{quote(self.index, safe=',*-_.+')}/" + ("_search/point_in_time" if self._os else "_pit")
+            data = self._with_retries(lambda: self.client.call("POST", path, params={"keep_alive": self.keep_alive, "expand_wildcards": "all"} if not self._os else {"keep_alive": self.keep_alive}), f"open a point in time on {self.index}")
+            self.pit_id = data.get("pit_id") if self._os else data.get("id")
+        return [SliceCursor(self.index, i, self.slices, self.mode, context_id=self.pit_id) for i in range(self.slices)]
+
+    def close(self) -> None:
+        """Release the PIT / scroll contexts on the source (best effort: they expire anyway)."""
+        try:
+            if self.pit_id:
+                if self._os:
+                    self.client.request("DELETE", "/_search/point_in_time", body={"pit_id": [self.pit_id]})
+                else:
+                    self.client.request("DELETE", "/_pit", body={"id": self.pit_id})
+                self.pit_id = None
+            with self._lock:
+                ids = list(self._scroll_ids.values())
+                self._scroll_ids.clear()
+            if ids:
+                self.client.request("DELETE", "/_search/scroll", body={"scroll_id": ids})
+        except ConnectError:
+            pass
+
+    # -- reading --------------------------------------------------------------------
+
+    def pages(self, cursor: SliceCursor) -> Iterator[Page]:
+        """Pages of this slice from ``cursor`` on (PIT resumes after ``cursor.search_after``)."""
+        if self.mode == "pit":
+            yield from self._pit_pages(cursor)
+        else:
+            yield from self._scroll_pages(cursor)
+
+    def _base_body(self, cursor: SliceCursor) -> dict[str, Any]:
+        body: dict[str, Any] = {"size": self.page_size}
+        if self.query:
+            body["query"] = self.query
+        if self.source_filter is not None:
+            body["_source"] = self.source_filter
+        if self.want_version:
+            body["version"] = True
+        if cursor.slice_max > 1:
+            body["slice"] = {"id": cursor.slice_id, "max": cursor.slice_max}
+        return body
+
+    def _pit_pages(self, cursor: SliceCursor) -> Iterator[Page]:
+        body = self._base_body(cursor)
+        body["sort"] = ["_doc"] if self._os else [{"_shard_doc": "asc"}]
+        body["track_total_hits"] = False
+        search_after = cursor.search_after
+        pit_id = cursor.context_id or self.pit_id
+        while not self.stop.is_set():
+            body["pit"] = {"id": pit_id, "keep_alive": self.keep_alive}
+            if search_after is not None:
+                body["search_after"] = search_after
+            data = self._with_retries(lambda: self._search("POST", "/_search", body, _PIT_FILTER), f"read {self.index}")
+            pit_id = data.get("pit_id") or pit_id
+            with self._lock:
+                self.pit_id = pit_id
+            page = Page(self._docs(data), pit_id)
+            if not page.docs:
+                return
+            search_after = page.docs[-1].sort
+            yield page
+            if len(page.docs) < self.page_size:
+                return
+
+    def _scroll_pages(self, cursor: SliceCursor) -> Iterator[Page]:
+        body = self._base_body(cursor)
+        body["sort"] = ["_doc"]
+        path = f"/{quote(self.index, safe=',*-_.+')}/_search"
+        # The first request opens the scroll; it is safe to retry (nothing was consumed yet).
+        data = self._with_retries(lambda: self._search("POST", path, body, _SCROLL_FILTER, {"scroll": self.keep_alive, "expand_wildcards": "all"}), f"read {self.index}")
+        while True:
+            scroll_id = data.get("_scroll_id")
+            if scroll_id:
+                with self._lock:
+                    self._scroll_ids[cursor.slice_id] = scroll_id
+            page = Page(self._docs(data), scroll_id)
+            if not page.docs:
+                return
+            yield page
+            if self.stop.is_set():
+                return
+            # A scroll continuation consumes the page on the server: retry only when the
+            # server said it did not run it (429 rejected); never after a timeout.
+            data = self._with_retries(
+                lambda: self._search("POST", "/_search/scroll", {"scroll": self.keep_alive, "scroll_id": scroll_id}, _SCROLL_FILTER),
+                f"read {self.index}", retry_timeouts=False,
+            )
+
+    def _search(self, method: str, path: str, body: Mapping[str, Any], filter_path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        resp = self.client.request(method, path, body=body, params={**(params or {}), "filter_path": filter_path})
+        if resp.status != 200:
+            raise self.client.error_for(resp, f"search {self.index}")
+        data = orjson.loads(resp.data) if resp.data else {}
+        shards = data.get("_shards") or {}
+        if shards.get("failed"):
+            # Partial results would silently lose documents: treat as an error (retried).
+            reason = ""
+            failures = shards.get("failures") or []
+            if failures:
+                r = failures[0].get("reason") or {}
+                reason = f"{r.get('type', '')}: {r.get('reason', '')}" if isinstance(r, dict) else str(r)
+            raise ClusterError(f"search {self.index} failed on {shards['failed']} shard(s) of {self.client.host_port}: {reason}", "Check the source cluster's health (GET _cluster/health).", status=503)
+        if data.get("timed_out"):
+            raise ClusterError(f"search {self.index} timed out on {self.client.host_port}", "Check the source cluster's load.", status=504)
+        return data
+
+    def _docs(self, data: Mapping[str, Any]) -> list[Doc]:
+        hits = (data.get("hits") or {}).get("hits") or []
+        dumps = orjson.dumps
+        docs = []
+        for h in hits:
+            src = h.get("_source")
+            docs.append(Doc(
+                id=h["_id"],
+                source=dumps(src) if src is not None else b"{}",
+                routing=h.get("_routing"),
+                version=h.get("_version"),
+                sort=h.get("sort"),
+                index=h.get("_index", ""),
+            ))
+        return docs
+
+    def _with_retries(self, fn: Callable[[], Any], what: str, *, retry_timeouts: bool = True) -> Any:
+        attempt = 0
+        while True:
+            try:
+                return fn()
+            except TLSError:
+                raise
+            except (ClusterError, ConnectError) as exc:
+                status = getattr(exc, "status", 0)
+                retryable = (isinstance(exc, ClusterError) and status in RETRYABLE_SEARCH_STATUSES) or (
+                    retry_timeouts and isinstance(exc, ConnectError) and (isinstance(exc, TimeoutError_) or exc.cause == "connection_failed"))
+                if not retryable or attempt >= self.max_retries or self.stop.is_set():
+                    raise
+                self.on_retry()
+                time.sleep(backoff_delay(attempt))
+                attempt += 1
