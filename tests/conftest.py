@@ -99,3 +99,11 @@ def second_source(sandbox: Sandbox) -> Iterator[SourceSide]:
     side = sandbox.start_extra_source("7.17.29", name="source-2", docs=200, seed=7)
     yield side
     sandbox.stop_extra("source-2")
+
+
+@pytest.fixture(scope="session")
+def es88_source(sandbox: Sandbox) -> Iterator[SourceSide]:
+    """An Elasticsearch 8.8.2 TLS source (its own private CA) with 1,000 sample documents."""
+    side = sandbox.start_extra_source("8.8.2", name="source-88", docs=1000, seed=88)
+    yield side
+    sandbox.stop_extra("source-88")

@@ -10,6 +10,7 @@ process (``sandbox status``/``down``) find and stop the node later.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -406,10 +407,22 @@ class Node:
                 return text.splitlines()[-lines:]
         return []
 
+    def failure_reason(self) -> str:
+        """The most telling line of a failed start: the innermost 'Caused by:', else an
+        exception with a message, else the last ERROR line."""
+        lines = self.log_tail(300)
+        caused = [line for line in lines if line.startswith("Caused by: ")]
+        if caused:
+            return caused[-1][len("Caused by: "):].strip()
+        thrown = [line for line in lines if re.match(r"^[\w.$]+(Exception|Error): \S", line)]
+        if thrown:
+            return thrown[-1].strip()
+        errors = [line for line in lines if "][ERROR]" in line or " ERROR " in line]
+        return (errors or lines or [""])[-1].strip()
+
     def _start_failed(self, why: str) -> SandboxError:
         tail = self.log_tail()
-        # Prefer an ERROR/exception line as the one-line reason.
-        reason = next((line for line in reversed(tail) if "ERROR" in line or "Exception" in line), tail[-1] if tail else "")
+        reason = self.failure_reason()
         detail = "\n".join("    " + line[:300] for line in tail)
         message = f"{self.dist.label} node '{self.name}' did not start: {why}" + (f" -- {reason.strip()[:300]}" if reason else "")
         exc = SandboxError(message, f"Read the node's log: tail -n 50 {self.server_log if self.server_log.exists() else self.console_log}", cause="node_start_failed")

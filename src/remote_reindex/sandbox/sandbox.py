@@ -428,8 +428,6 @@ class Sandbox:
             self.source = self._new_source("source", source_version, docs, seed, progress)
             self.destination = self._new_destination("destination", destination, None, destination_nodes)
             self.warnings = warnings
-            # The user-facing CA file: the root of the source's private PKI.
-            shutil.copy2(self.source.ca_file, self.home / "ca.pem")
             self._install([self.source.node, *self.destination.nodes], progress)
             self.save()
             progress(f"starting source {self.source.node.dist.label} (HTTPS, private CA) and destination {dest_dist.label}...")
@@ -586,25 +584,59 @@ class Sandbox:
                 side = self.extra_destinations.get(target)
                 if side is None:
                     raise UsageError(f"no extra destination named {target!r} in {self.home}", "See 'remote-reindex sandbox status' for the names.")
+            backups = {node.name: (node.config_file.read_text(), dict(node.settings)) for node in side.nodes}
+            translated = {k: _cloud_path(v, side.config_dir) for k, v in flatten_settings(settings).items()}
+            for key, value in translated.items():
+                if value != flatten_settings(settings)[key]:
+                    progress(f"{key}: /app/config/ is the config dir on Elastic Cloud; here it is {side.config_dir}")
             for node in side.nodes:
-                target = node.config_dir / name
-                if target.exists():
-                    shutil.rmtree(target)
-                with zipfile.ZipFile(bundle) as zf:
-                    for member in members:
-                        zf.extract(member, node.config_dir)
-                node.merge_config(settings)
+                _unpack_bundle(bundle, members, name, node.config_dir, self.user)
+                node.merge_config({k: _cloud_path(v, node.config_dir) for k, v in flatten_settings(settings).items()})
                 if not self.user.is_current:
-                    for path in [target, *target.rglob("*")]:
-                        os.lchown(path, self.user.uid, self.user.gid)
                     os.chown(node.config_file, self.user.uid, self.user.gid)
             self.save()
             progress(f"restarting the destination ({len(side.nodes)} node(s))...")
             for node in side.nodes:
                 node.stop()
-            start_nodes(side.nodes, self.user)
+            try:
+                start_nodes(side.nodes, self.user)
+            except SandboxError as exc:
+                reason = side.node.failure_reason() or exc.message
+                progress("the destination did not start with the new settings: rolling back...")
+                for node in side.nodes:
+                    node.config_file.write_text(backups[node.name][0])
+                    node.settings = backups[node.name][1]
+                start_nodes(side.nodes, self.user)
+                self.save()
+                raise SandboxError(
+                    f"the destination refused the new settings and was rolled back to its previous config: {reason[:300]}",
+                    "Fix the settings (or the bundle) and run configure-destination again.",
+                    cause="settings_rejected",
+                ) from None
             self.save()
-            return {"bundle": name, "extracted_to": str(side.config_dir / name), "settings": flatten_settings(settings), "config_file": str(side.config_file)}
+            return {"bundle": name, "extracted_to": str(side.config_dir / name), "settings": translated, "config_file": str(side.config_file)}
+
+
+def _cloud_path(value: Any, config_dir: Path) -> Any:
+    """Elastic Cloud unpacks bundles under /app/config/: point such paths at our config dir."""
+    if isinstance(value, str) and value.startswith("/app/config/"):
+        return str(config_dir / value[len("/app/config/"):])
+    if isinstance(value, list):
+        return [_cloud_path(v, config_dir) for v in value]
+    return value
+
+
+def _unpack_bundle(bundle: Path, members: list[str], name: str, config_dir: Path, user: NodeUser) -> Path:
+    target = config_dir / name
+    if target.exists():
+        shutil.rmtree(target)
+    with zipfile.ZipFile(bundle) as zf:
+        for member in members:
+            zf.extract(member, config_dir)
+    if not user.is_current:
+        for path in [target, *target.rglob("*")]:
+            os.lchown(path, user.uid, user.gid)
+    return target
 
 
 def validate_bundle(bundle: Path) -> tuple[str, list[str]]:
