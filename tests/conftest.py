@@ -20,17 +20,54 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 import pytest
 
 from remote_reindex.sandbox import DestinationSide, Sandbox, SourceSide, new_home
+from remote_reindex.sandbox.sandbox import DEFAULT_HOME
 
 SANDBOX_DOCS = int(os.environ.get("REMOTE_REINDEX_TEST_DOCS", "2000"))
+OWNER_FILE = ".pytest-owner"
+
+
+def _sweep_abandoned_homes() -> None:
+    """Stop nodes left by a test session that was killed before its teardown (the machine
+    is shared: leaked 512 MB JVMs add up). Only homes whose owning process is gone."""
+    for owner in DEFAULT_HOME.parent.glob(f"pytest-*/{OWNER_FILE}"):
+        try:
+            pid = int(owner.read_text().strip())
+            os.kill(pid, 0)
+            continue  # still running
+        except ProcessLookupError:
+            pass
+        except (ValueError, OSError):
+            continue
+        try:
+            Sandbox(owner.parent).down()
+        except Exception:  # noqa: BLE001 - best effort: never fail a session over a sweep
+            continue
+        shutil.rmtree(owner.parent, ignore_errors=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # `timeout`/CI send SIGTERM: turn it into KeyboardInterrupt so session fixtures still
+    # stop their nodes instead of leaving them running.
+    if threading.current_thread() is threading.main_thread():
+        def _interrupt(signum: int, frame: Any) -> None:
+            raise KeyboardInterrupt(f"signal {signum}")
+
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
 @pytest.fixture(scope="session")
 def sandbox_home() -> Iterator[Path]:
+    _sweep_abandoned_homes()
     home = new_home("pytest-")
+    (home / OWNER_FILE).write_text(f"{os.getpid()}\n")
     yield home
     shutil.rmtree(home, ignore_errors=True)
 

@@ -48,7 +48,7 @@ def test_the_guide_step_by_step(sandbox, source, extra_destination, tmp_path: Pa
 
     # Step 1: the server sends leaf + intermediate; the root comes from the PKI team (the sandbox's ca.pem).
     ca = work / "ca.pem"
-    r = cli("ca", "fetch", f"localhost:{port}", "--from-file", sandbox.home / "ca.pem", "-o", ca)
+    r = cli("ca", "fetch", f"localhost:{port}", "--from-file", source.ca_file, "-o", ca)
     assert r.returncode == 0, r.stderr.decode()
     assert ca.read_text().startswith("-----BEGIN CERTIFICATE-----")
     # Step 2

@@ -118,18 +118,35 @@ def test_configure_destination_makes_remote_reindex_work(sandbox, source, extra_
     settings = tmp_path / "settings.yml"
     settings.write_text(
         f'reindex.remote.whitelist: ["{source.node.host_port}"]\n'
-        'reindex.ssl.certificate_authorities: ["my_source_ca/cacert.pem"]\n'
+        # Elastic Cloud's path for an uploaded bundle: the sandbox maps it to its config dir.
+        'reindex.ssl.certificate_authorities: ["/app/config/my_source_ca/cacert.pem"]\n'
         "reindex.ssl.verification_mode: full\n"
     )
     result = sandbox.configure_destination(bundle, settings, target="configured")
     assert (side.config_dir / "my_source_ca" / "cacert.pem").read_bytes() == source.ca_file.read_bytes()
-    assert side.node.read_config()["reindex.remote.whitelist"] == [source.node.host_port]
+    config = side.node.read_config()
+    assert config["reindex.remote.whitelist"] == [source.node.host_port]
+    assert config["reindex.ssl.certificate_authorities"] == [str(side.config_dir / "my_source_ca" / "cacert.pem")]
     assert result["settings"]["reindex.ssl.verification_mode"] == "full"
     with side.client(timeout=300) as client:
         body = {"source": {"remote": {"host": source.url, "username": source.username, "password": password_of(source)}, "index": source.index}, "dest": {"index": "copied"}}
         answer = client.call("POST", "/_reindex", body=body, params={"refresh": "true"})
         assert (answer["created"], answer["failures"]) == (source.docs, [])
         assert client.call("GET", f"/copied/_doc/{sample_id(3)}")["_source"] == sample_document(3, source.seed)
+
+    # Settings the node refuses: rolled back, restarted with the previous (working) config.
+    before = side.config_file.read_text()
+    bad = tmp_path / "bad.yml"
+    bad.write_text("reindex.ssl.verification_mode: bogus\n")
+    from remote_reindex.errors import SandboxError
+
+    with pytest.raises(SandboxError) as caught:
+        sandbox.configure_destination(bundle, bad, target="configured")
+    assert caught.value.cause == "settings_rejected"
+    assert "unknown value [bogus], recognised values are [none,certificate,full]" in caught.value.message
+    assert side.config_file.read_text() == before
+    with side.client() as client:
+        assert client.call("GET", "/copied/_count")["count"] == source.docs
 
 
 # -- the CLI -----------------------------------------------------------------------------

@@ -128,7 +128,7 @@ def run_demo(*, docs: int = DEFAULT_DOCS, home: str | Path | None = None, keep: 
         presented = fetch_chain_report(host, port)
         for c in presented.chain:
             found(s1, f"presented: {c.subject}" + (" (CA)" if getattr(c, "is_ca", False) else ""))
-        root_file = sandbox.home / "ca.pem"
+        root_file = src.ca_file  # the root of the source's private PKI (what a PKI team hands out)
         if presented.root_sent:
             report = presented
         else:
@@ -215,7 +215,7 @@ def by_hand_commands(sandbox: Sandbox, workdir: Path) -> list[str]:
     pw = src.password_file
     return [
         f"remote-reindex sandbox up --home {h}",
-        f"remote-reindex ca fetch localhost:{port} --from-file {h / 'ca.pem'} -o {workdir / 'ca.pem'}        # step 1",
+        f"remote-reindex ca fetch localhost:{port} --from-file {src.ca_file} -o {workdir / 'ca.pem'}        # step 1",
         f"remote-reindex ca check {src.url} --ca {workdir / 'ca.pem'} --user {src.username} --password-file {pw} --index {SAMPLE_INDEX}   # step 2",
         f"remote-reindex bundle --ca {workdir / 'ca.pem'} --name {BUNDLE_NAME} --target self-managed -o {workdir}   # step 3",
         f"remote-reindex settings --remote localhost:{port} --bundle-name {BUNDLE_NAME} --target self-managed -o {workdir / 'settings.yml'}   # step 4",

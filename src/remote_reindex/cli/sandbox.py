@@ -87,13 +87,14 @@ def down(home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP)) ->
 def configure_destination(
     bundle: Path = typer.Option(..., "--bundle", help="The CA bundle zip: NAME.zip holding NAME/cacert.pem."),
     settings: Path = typer.Option(..., "--settings", help="YAML with the destination's user settings (reindex.remote.whitelist, reindex.ssl.*)."),
+    destination: Optional[str] = typer.Option(None, "--destination", help="Name of an extra destination (see 'sandbox status') to configure instead of the main one."),
     home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Do what a hosted service does on 'add extension' + 'save user settings': unpack the
     bundle into the destination's config dir, merge the settings, restart, wait for health."""
     try:
-        result = _sandbox(home).configure_destination(bundle, settings, progress=_progress)
+        result = _sandbox(home).configure_destination(bundle, settings, target=destination, progress=_progress)
     except RemoteReindexError as exc:
         fail(exc, as_json=as_json)
     if as_json:

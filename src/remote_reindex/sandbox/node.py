@@ -18,7 +18,7 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from ruamel.yaml import YAML
 
@@ -317,14 +317,13 @@ class Node:
             try:
                 self._start_once(timeout, user)
                 return
-            except SandboxError as exc:
+            except SandboxError:
                 if self.seed_hosts or attempt == 2 or not self._lost_a_port():
                     raise
                 if self.server_log.exists():  # keep it, but out of the way of the next check
                     self.server_log.rename(self.server_log.with_name(f"{self.server_log.stem}.bind-failure-{attempt}.log"))
                 self.http_port, self.transport_port = free_port(), free_port()
                 self.write_config()  # rewritten in place: stays the node user's file
-                del exc
 
     def _lost_a_port(self) -> bool:
         return any("BindException" in line or "Address already in use" in line for line in self.log_tail(60))
@@ -439,12 +438,12 @@ class Node:
             if pid is not None and _pid_alive(pid) and self._owns(pid):
                 pids.add(pid)
         for pid in pids:
-            _signal(pid, signal.SIGTERM)
+            signal_process(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and any(_pid_alive(p) for p in pids | set(processes_under(self.home))):
             time.sleep(0.2)
         for pid in pids | set(processes_under(self.home)):
-            _signal(pid, signal.SIGKILL)
+            signal_process(pid, signal.SIGKILL)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if not any(_pid_alive(p) for p in pids) and not processes_under(self.home) and self.ports_free():
@@ -543,7 +542,7 @@ class Node:
         )
 
 
-def _signal(pid: int, sig: int) -> None:
+def signal_process(pid: int, sig: int) -> None:
     try:
         os.kill(pid, sig)
     except (ProcessLookupError, PermissionError):

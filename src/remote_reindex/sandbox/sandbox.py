@@ -16,12 +16,11 @@ import signal
 import stat
 import tempfile
 import threading
-import time
 import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 import orjson
 from ruamel.yaml import YAML
@@ -33,7 +32,7 @@ from ..tls.context import pem_blocks
 from .certs import issue_node_certificates
 from .data import DEFAULT_SEED, SAMPLE_INDEX, load_sample_index
 from .distributions import Distribution, Progress
-from .node import Node, NodeLogin, NodeTLS, _signal, flatten_settings, processes_under
+from .node import Node, NodeLogin, NodeTLS, flatten_settings, processes_under, signal_process
 from .users import NodeUser, ensure_node_user, generate_password, write_password_file
 
 DEFAULT_HOME = Path("/var/tmp/remote-reindex/sandbox")
@@ -474,7 +473,7 @@ class Sandbox:
         if nodes_dir.is_dir():
             for node_dir in nodes_dir.iterdir():
                 for pid in processes_under(node_dir):
-                    _signal(pid, signal.SIGKILL)
+                    signal_process(pid, signal.SIGKILL)
             shutil.rmtree(nodes_dir, ignore_errors=True)
 
     def _teardown(self) -> None:

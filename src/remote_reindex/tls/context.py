@@ -17,9 +17,11 @@ from __future__ import annotations
 import re
 import ssl
 import sys
+import warnings
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.utils import CryptographyDeprecationWarning
 
 from ..errors import UsageError
 
@@ -51,7 +53,11 @@ def load_certificates(path: str | Path) -> list[x509.Certificate]:
     certs = []
     for block in blocks:
         try:
-            certs.append(x509.load_pem_x509_certificate(block))
+            # System bundles hold a few old roots with non-positive serials: cryptography warns on
+            # each, which would land in the user's terminal as a traceback-like line.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+                certs.append(x509.load_pem_x509_certificate(block))
         except ValueError:
             raise UsageError(f"a certificate in {p} does not parse", "Re-export the CA as PEM (base64 between BEGIN/END CERTIFICATE lines).") from None
     return certs

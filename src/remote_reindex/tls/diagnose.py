@@ -116,8 +116,15 @@ class TLSProbe:
     warnings: list[str]
 
 
+# A CA file can be a whole system bundle (150 roots): name a few, count the rest, so the
+# error stays one readable line.
+NAMES_SHOWN = 3
+
+
 def _names(certs: list[x509.Certificate]) -> str:
-    return "; ".join(c.subject.rfc4514_string() for c in certs) or "nothing"
+    shown = "; ".join(c.subject.rfc4514_string() for c in certs[:NAMES_SHOWN]) or "nothing"
+    more = len(certs) - NAMES_SHOWN
+    return f"{shown}; and {more} more" if more > 0 else shown
 
 
 def explain_untrusted(presented: list[x509.Certificate], ca_certs: list[x509.Certificate], ca_file: str, where: str) -> TLSError:
@@ -154,8 +161,9 @@ def _verify_failure(exc: ssl.SSLCertVerificationError, host: str, port: int, ser
     leaf = order_chain(presented)[0] if presented else None
     if code == 62 or "mismatch" in (exc.verify_message or ""):
         sans = ", ".join(subject_alt_names(leaf)) if leaf is not None else "unknown"
+        checked = servername or host  # the name verified is the --servername when one is given
         return TLSError(
-            f"TLS: {host} is not in the server certificate's SANs ({sans})",
+            f"TLS: {checked} is not in the server certificate's SANs ({sans})",
             "Use a name from the SANs in the URL and in reindex.remote.whitelist, or set reindex.ssl.verification_mode: certificate (checks the chain, not the name).",
             cause="hostname_mismatch",
         )

@@ -72,7 +72,8 @@ def _source_for(body: ReindexBody, dest: ClusterClient, options: ClientOptions, 
 
 def _jobs(body: ReindexBody, source: ClusterClient, dest: ClusterClient, options: ClientOptions, progress: Progress) -> tuple[list[IndexJob], list[str], RunContext]:
     source_info = source.info()  # TLS / auth problems with the source surface here, before anything is written
-    dest.info()
+    dest_info = dest.info()
+    same_cluster = source is dest or (bool(source_info.cluster_uuid) and source_info.cluster_uuid == dest_info.cluster_uuid)
     expansion = expand(source, body.indices, options.include_hidden, count_query=body.query)
     writers_max = max(1, options.bulk_in_flight) * INDICES_AT_ONCE
     ctx = RunContext(
@@ -84,7 +85,7 @@ def _jobs(body: ReindexBody, source: ClusterClient, dest: ClusterClient, options
     jobs: list[IndexJob] = []
     for info in expansion.indices:
         dest_index = dest_name_for(info, body.dest_index)
-        if source is dest and dest_index == info.name:
+        if same_cluster and dest_index == info.name:
             raise UsageError(f"source and destination are the same index: {info.name}", "Set dest.index to another name (or copy to another cluster with source.remote).")
         mode = choose_read_mode(options.read_mode, source_info, data_stream=info.is_data_stream)
         jobs.append(IndexJob(ctx, info, dest_index, mode, slice_count(options.parallel, info.shards, mode, source_info)))
