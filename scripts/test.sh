@@ -15,6 +15,6 @@ python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 
 # Fetch the node distributions and modules into the per-user cache once (no-op when cached),
 # so that a slow download shows up here and not as a test timeout.
-python3 -m remote_reindex.sandbox.distributions --all
+python3 -c "from remote_reindex.sandbox.distributions import prefetch_all; prefetch_all(print)"
 
 exec python3 -m pytest -p no:cacheprovider -q "$@"

@@ -285,3 +285,22 @@ def find_java_home(dist: Distribution) -> Path:
         f"no Java {dist.min_java}+ found to run {dist.label}",
         f"Install a JDK {dist.min_java} or newer (e.g. under /usr/lib/jvm), or set REMOTE_REINDEX_JAVA_HOME.",
     )
+
+
+# Every distribution the sandbox and the test suite use, with whether the destination
+# flavour of it needs the assembled reindex module.
+ALL_DISTRIBUTIONS: tuple[tuple[Distribution, bool], ...] = (
+    (Distribution("elasticsearch", "7.17.29"), True),
+    (Distribution("elasticsearch", "8.8.2"), False),
+    (Distribution("elasticsearch", "9.2.0"), False),
+    (Distribution("opensearch", "2.19.6"), True),
+)
+
+
+def prefetch_all(progress: Progress | None = None) -> None:
+    """Download every distribution and reindex module into the cache (no-op when cached)."""
+    for dist, module in ALL_DISTRIBUTIONS:
+        fetch_distribution(dist, progress)
+        if module:
+            fetch_reindex_module_jars(dist, progress)
+
