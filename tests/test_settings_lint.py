@@ -66,6 +66,16 @@ def test_ca_path_must_match_bundle(tmp_path):
     assert ok.exit_code == 0 and ok.stdout.strip() == "0 error(s), 0 warning(s)"
 
 
+def test_self_managed_target_with_the_cloud_folder(tmp_path):
+    """A Cloud path pasted into a self-managed node's settings: the fix is the relative path."""
+    from remote_reindex.bundle import read_bundle
+
+    pki = trustme_pki(tmp_path)
+    zip_path = build_bundle([pki.root_file], name="src_ca", out_dir=tmp_path).zip_path
+    p = problems('reindex.ssl.certificate_authorities: ["/app/config/src_ca/cacert.pem"]\n', bundle=read_bundle(zip_path), target="self-managed")
+    assert p == [(1, "error", "CA path '/app/config/src_ca/cacert.pem' does not match: the bundle holds src_ca/cacert.pem", 'reindex.ssl.certificate_authorities: ["src_ca/cacert.pem"]')]
+
+
 def test_cloud_target_without_app_config():
     p = problems('reindex.ssl.certificate_authorities: "my_source_ca/cacert.pem"\n', target="cloud")
     assert p == [(1, "error", "CA path 'my_source_ca/cacert.pem' does not match: Elastic Cloud unpacks bundles under /app/config/", 'reindex.ssl.certificate_authorities: "/app/config/my_source_ca/cacert.pem"')]

@@ -30,7 +30,7 @@ from ruamel.yaml import YAML
 
 from remote_reindex.cluster import ClusterClient
 from remote_reindex.sandbox import DestinationSide, Sandbox, SourceSide
-from remote_reindex.tls.context import load_certificates
+from remote_reindex.tls.context import load_certificates, pem_blocks
 
 pytestmark = pytest.mark.nodes
 
@@ -288,7 +288,10 @@ def test_ca_check_wrong_ca_and_wrong_host(source: SourceSide, ca_pem: Path, port
 def test_bundle_holds_the_fetched_ca(bundle_zip: Path, ca_pem: Path) -> None:
     with zipfile.ZipFile(bundle_zip) as zf:
         assert zf.namelist() == [f"{BUNDLE}/", f"{BUNDLE}/cacert.pem"]
-        assert zf.read(f"{BUNDLE}/cacert.pem").decode() == ca_pem.read_text()
+        cacert = zf.read(f"{BUNDLE}/cacert.pem")
+    # The same certificate, PEM, with a comment naming it above the block.
+    assert der_set([x509.load_pem_x509_certificate(b) for b in pem_blocks(cacert)]) == der_set(load_certificates(ca_pem))
+    assert cacert.decode().startswith(f"# {subject_of(ca_pem)}\n-----BEGIN CERTIFICATE-----\n")
 
 
 def test_settings_for_three_remotes_and_lint_is_clean(settings_yml: Path, bundle_zip: Path, port: int, work: Path) -> None:
@@ -405,6 +408,7 @@ class TestOpenSearchDestination:
         data = YAML(typ="safe").load((work / "os-settings.yml").read_text())
         assert data["reindex.remote.allowlist"] == [f"localhost:{port}", "other-a:9200", "[::1]:9201"]
         assert "reindex.remote.whitelist" not in data
+        assert "Put these in opensearch.yml on every destination node" in settings.stdout
 
         lint = cli("lint-settings", "os-settings.yml", "--bundle", bundle_zip, "--flavor", "opensearch", "--dest-version", "2.19.6", cwd=work)
         assert lint.returncode == 0, lint.stdout

@@ -130,6 +130,23 @@ def test_hostname_not_in_sans(tmp_path):
     assert "verification_mode: certificate" in data["fix"]
 
 
+def test_hostname_mismatch_names_the_servername_checked(tmp_path):
+    pki = trustme_pki(tmp_path, "es.internal.example")
+    with Server(pki) as server:
+        data = check(server.url(), "--servername", "other.example", "--ca", str(pki.root_file))
+    assert data["cause"] == "hostname_mismatch"
+    assert data["message"] == "TLS: other.example is not in the server certificate's SANs (DNS:es.internal.example)"
+
+
+def test_untrusted_issuer_with_a_big_ca_file_stays_one_line(tmp_path):
+    pki = trustme_pki(tmp_path)
+    many = pki.write("many.pem", b"".join(trustme.CA(organization_name=f"other {i}").cert_pem.bytes() for i in range(10)))
+    with Server(pki) as server:
+        data = check(server.url(), "--ca", str(many))
+    assert data["cause"] == "untrusted_issuer"
+    assert data["message"].count("O=other ") == 3 and data["message"].endswith("; and 7 more)")
+
+
 @pytest.mark.parametrize("key_type", [trustme.KeyType.RSA, trustme.KeyType.ECDSA])
 def test_rsa_and_ecdsa(tmp_path, key_type):
     pki = trustme_pki(tmp_path, key_type=key_type)

@@ -56,7 +56,8 @@ def settings(
         for line in plan.api_calls:
             guide.print(f"  {line}", markup=False)
     else:
-        guide.print(f"\nPut these in elasticsearch.yml on every destination node, unzip {plan.bundle_name}.zip into each node's config folder, and restart the nodes one by one.", markup=False)
+        config_file = "opensearch.yml" if plan.flavor == "opensearch" else "elasticsearch.yml"
+        guide.print(f"\nPut these in {config_file} on every destination node, unzip {plan.bundle_name}.zip into each node's config folder, and restart the nodes one by one.", markup=False)
 
 
 def lint(

@@ -148,7 +148,7 @@ def generate_settings(
         CA_KEY: [ca_path_for(bundle_name, target)],
         MODE_KEY: verification_mode,
     }
-    comments = HEADER
+    comments = HEADER if flavor == "elasticsearch" else HEADER.replace("elasticsearch.yml", "opensearch.yml")
     if target == "self-managed":
         comments += f"# Unzip {bundle_name}.zip into the config folder of every node: <config>/{bundle_name}/{CA_FILE_NAME}.\n"
     warnings = []

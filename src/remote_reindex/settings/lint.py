@@ -202,6 +202,10 @@ class _Linter:
             return want
         if b is None:
             return None
+        if path.startswith(CLOUD_CONFIG_DIR + "/"):
+            # Said self-managed, wrote Elastic Cloud's folder: a copy-paste from Cloud docs; on
+            # a node of one's own the bundle sits in the config dir, which a relative path names.
+            return b.relative_path
         if path.startswith("/"):
             base = path.rsplit("/", 2)[0] if path.count("/") >= 2 else ""
             return f"{base}/{b.relative_path}"

@@ -134,6 +134,8 @@ def copy(body: ReindexBody, dest: ClusterClient, options: ClientOptions, progres
     try:
         jobs, notes, ctx = _jobs(body, source, dest, options, progress)
         ctx.transform = transform
+        if body.sort is not None:
+            notes.append("source.sort is ignored: documents are read in index order (sorting a copy is deprecated in _reindex too)")
         for note in notes:
             progress.message(note)
         for job in jobs:  # phase 1: every destination index exists before any data moves

@@ -59,17 +59,21 @@ class Batch:
     """Documents of one ``_bulk`` request, with each document's two NDJSON lines."""
 
     docs: list[Doc] = field(default_factory=list)
-    lines: list[bytes] = field(default_factory=list)  # action + b"\n" + source + b"\n", one per doc
-    nbytes: int = 0
+    actions: list[bytes] = field(default_factory=list)  # the action line of each doc (its source stays in the Doc: one copy)
+    nbytes: int = 0  # size of the NDJSON body
     seq: int = 0  # order within its slice (cursors advance in this order)
 
     def __len__(self) -> int:
         return len(self.docs)
 
     def body(self, only: Iterable[int] | None = None) -> bytes:
-        if only is None:
-            return b"".join(self.lines)
-        return b"".join(self.lines[i] for i in only)
+        """The NDJSON body (of the documents at positions ``only``, for a retry), built
+        when sent so a batch waiting in the queue holds each source once."""
+        positions = range(len(self.docs)) if only is None else only
+        parts: list[bytes] = []
+        for i in positions:
+            parts += (self.actions[i], b"\n", self.docs[i].source, b"\n")
+        return b"".join(parts)
 
 
 class BatchBuilder:
@@ -85,15 +89,16 @@ class BatchBuilder:
         self._current = Batch(seq=0)
 
     def add(self, doc: Doc) -> Batch | None:
-        line = self.spec.action_line(doc) + b"\n" + doc.source + b"\n"
+        action = self.spec.action_line(doc)
+        size = len(action) + len(doc.source) + 2
         ready: Batch | None = None
         cur = self._current
-        if cur.docs and cur.nbytes + len(line) > self.max_bytes:
+        if cur.docs and cur.nbytes + size > self.max_bytes:
             ready = self._rotate()
             cur = self._current
         cur.docs.append(doc)
-        cur.lines.append(line)
-        cur.nbytes += len(line)
+        cur.actions.append(action)
+        cur.nbytes += size
         if len(cur.docs) >= self.max_docs:
             if ready is not None:  # cannot happen with max_docs >= 1 and a fresh batch, kept for clarity
                 return ready

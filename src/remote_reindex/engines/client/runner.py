@@ -203,6 +203,8 @@ class IndexJob:
                 self._submit(batch, sink, acks, window, context_id)
         except RemoteReindexError as exc:
             self._fatal(exc)
+        except Exception as exc:  # a bug must not end a slice silently: the index is then reported incomplete
+            self._fatal(RemoteReindexError(f"unexpected error reading {self.info.name} (slice {cursor.slice_id}): {exc!r}"))
         finally:
             for _ in range(SLICE_WINDOW):  # wait until this slice's batches are answered
                 window.acquire()
