@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..cluster import ClusterClient
@@ -15,6 +16,7 @@ from ..engines.options import ClientOptions, ServerOptions
 from ..engines.summary import RunSummary
 from ..errors import CopyError, RemoteReindexError, UsageError
 from ..plan.body import ReindexBody, parse_body
+from ..state import open_job_state
 from ..tls.context import warn_insecure
 from .common import err, fail, out, print_json
 from .progress import RichProgress
@@ -67,6 +69,12 @@ def print_summary(summary: RunSummary) -> None:
     t = summary.totals()
     out.print(f"total {t['total']:,}: created {t['created']:,}, updated {t['updated']:,}, version conflicts "
               f"{t['version_conflicts']:,}, failed {t['failed']:,} in {summary.took_ms / 1000:.1f}s")
+    resumed = sum(i.resumed_docs for i in summary.indices)
+    if resumed:
+        out.print(f"{resumed:,} of the {t['total']:,} documents were copied by earlier runs of this job (state {summary.state_file})", markup=False)
+    again = sum(i.already_copied for i in summary.indices)
+    if again:
+        out.print(f"{again:,} replayed document(s) were already on the destination (written by an earlier run; counted as created)", markup=False)
     for i in summary.indices:
         if i.dead_letter_file and i.failed:
             err.print(f"{i.failed:,} document(s) of {i.index} were not written; they are in {i.dead_letter_file}", markup=False)
@@ -99,6 +107,12 @@ def run_cmd(
     include_hidden: bool = typer.Option(False, "--include-hidden", help="Let patterns match hidden and system indices."),
     plan: bool = typer.Option(False, "--plan", help="Print the plan (indices, counts, engine, partitions) and write nothing."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON (shaped like the _reindex response)."),
+    state_file: Optional[str] = typer.Option(None, "--state", metavar="FILE", help="SQLite file with the job's progress (default: one per body+destination under ~/.local/state/remote-reindex/). Re-running the same command resumes from it: client PIT slices after their last acknowledged document, scroll slices from their start (a scroll cannot rewind), server tasks re-attached and only unfinished partitions re-run. No secret is stored in it."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the job from its state file (also what re-running does); fails if there is no state to resume."),
+    restart: bool = typer.Option(False, "--restart", help="Forget the job's state file and copy everything again."),
+    keep_alive: str = typer.Option("5m", "--keep-alive", hidden=True, help="Client engine: PIT/scroll keep-alive (tests use a short one)."),
+    read_size: Optional[int] = typer.Option(None, "--read-size", hidden=True, min=1, max=10000, help="Client engine: documents per search page."),
+    bulk_docs: int = typer.Option(5000, "--bulk-docs", hidden=True, min=1, max=100000, help="Client engine: at most this many documents per _bulk."),
 ) -> None:
     """Step 5: copy the data, one job per source index, N in parallel."""
     progress: RichProgress | None = None
@@ -113,7 +127,8 @@ def run_cmd(
             warn_insecure()
         common = dict(parallel=parallel, plan_only=plan, copy_metadata=not no_metadata, include_hidden=include_hidden,
                       source_ca=source_ca, source_insecure=source_insecure)
-        client_opts = ClientOptions(**common, read_mode=read_mode, transform=transform, bulk_bytes=int(bulk_mb * 1024 * 1024), dead_letter_file=dead_letter)
+        client_opts = ClientOptions(**common, read_mode=read_mode, transform=transform, bulk_bytes=int(bulk_mb * 1024 * 1024), dead_letter_file=dead_letter,
+                                    keep_alive=keep_alive, read_size=read_size, bulk_docs=bulk_docs)
         server_opts = ServerOptions(**common, partitions=partitions, partition_field=partition_field,
                                     requests_per_second=requests_per_second, skip_preflight=skip_preflight)
         dst = dest_client(dest, dest_ca, dest_insecure, dest_user, dest_password_env, dest_password_file, dest_api_key_env, dest_bearer_env)
@@ -128,10 +143,23 @@ def run_cmd(
             if engine == "auto":
                 engine, reason = server_engine.choose_engine(body, dst, server_opts)
                 progress.message(f"engine: {engine} ({reason})")
+            state = None
+            if not plan:
+                # the job is "this body into this destination cluster": a re-created cluster at the same URL is another job
+                dest_id = f"{dst.url}#{dst.info().cluster_uuid or ''}"
+                state = open_job_state(body, dest_id, dst.host_port, engine, state_file=state_file, restart=restart, resume=resume)
+            if state is not None and state.finished_before:
+                progress.close()
+                if as_json:
+                    print_json({"engine": engine, "complete": True, "already_complete": True, "state_file": str(state.path)})
+                else:
+                    out.print(f"job already complete ({state.description}); state {state.path}. Nothing was written.", markup=False)
+                    out.print(f"Compare source and destination with remote-reindex verify; copy again with --restart (or delete {state.path}).", markup=False)
+                return
             if engine == "server":
-                summary = server_engine.copy(body, dst, server_opts, progress)
+                summary = server_engine.copy(body, dst, server_opts, progress, state=state)
             else:
-                summary = client_engine.copy(body, dst, client_opts, progress)
+                summary = client_engine.copy(body, dst, client_opts, progress, state=state)
     except RemoteReindexError as exc:
         if progress:
             progress.close()
@@ -148,9 +176,26 @@ def run_cmd(
     else:
         print_summary(summary)
     if not summary.complete:
-        exc = CopyError("the copy did not write every document (see the counts above)", "Fix the cause shown, then run the same command again: it resumes and skips what was copied.")
-        err.print(f"[bold red]error:[/] {exc.message}\n[bold]fix:[/] {exc.fix}")
+        state_path = getattr(summary, "state_file", None)
+        fix = (f"Fix the cause shown, then run the same command again: it resumes from {state_path}." if state_path
+               else "Fix the cause shown, then run the same command again (documents are written by _id: nothing is duplicated).")
+        exc = CopyError("the copy did not write every document (see the counts above)", fix)
+        stopped = job_stop_reason(summary)  # e.g. a write-blocked index: its own two lines say more
+        if stopped is not None:
+            exc = CopyError(*stopped)
+        err.print(f"[bold red]error:[/] {escape(exc.message)}\n[bold]fix:[/] {escape(exc.fix)}")
         raise typer.Exit(exc.exit_code)
+
+
+def job_stop_reason(summary: RunSummary) -> tuple[str, str] | None:
+    """(message, fix) of the first condition that stopped a job (a failure without a
+    document id that carries a fix, like a write-blocked index), if any."""
+    for index in summary.indices:
+        for failure in index.failures:
+            cause = failure.get("cause") or {}
+            if "id" not in failure and cause.get("reason") and cause.get("fix"):
+                return str(cause["reason"]), str(cause["fix"])
+    return None
 
 
 def register(app: typer.Typer) -> None:

@@ -27,6 +27,8 @@ class IndexSummary:
     dead_letter_file: str | None = None
     cancelled: bool = False
     task_ids: list[str] = field(default_factory=list)  # server engine
+    resumed_docs: int = 0  # of ``total``: acknowledged by earlier runs of this job (state file)
+    already_copied: int = 0  # of ``created``: replayed after a resume, found already written by an earlier run
 
     @property
     def written(self) -> int:
@@ -59,6 +61,10 @@ class IndexSummary:
             d["dead_letter_file"] = self.dead_letter_file
         if self.task_ids:
             d["task_ids"] = self.task_ids
+        if self.resumed_docs:
+            d["resumed_docs"] = self.resumed_docs
+        if self.already_copied:
+            d["already_copied"] = self.already_copied
         return d
 
 
@@ -70,6 +76,8 @@ class RunSummary:
     engine: str
     indices: list[IndexSummary] = field(default_factory=list)
     took_ms: int = 0
+    state_file: str | None = None  # where the job's progress is saved (resume)
+    already_complete: bool = False  # the state file says an earlier run finished this job: nothing was done
 
     @property
     def complete(self) -> bool:
@@ -92,4 +100,12 @@ class RunSummary:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        return {"engine": self.engine, "complete": self.complete, **self.totals(), "indices": [i.to_dict() for i in self.indices]}
+        d = {"engine": self.engine, "complete": self.complete, **self.totals(), "indices": [i.to_dict() for i in self.indices]}
+        resumed = sum(i.resumed_docs for i in self.indices)
+        if resumed:
+            d["resumed_docs"] = resumed
+        if self.state_file:
+            d["state_file"] = self.state_file
+        if self.already_complete:
+            d["already_complete"] = True
+        return d

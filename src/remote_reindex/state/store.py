@@ -127,9 +127,10 @@ class StateStore:
             resumed = bool(rows)
             if not rows:
                 self._db.execute("INSERT INTO job VALUES (?, ?, ?, ?, ?, 'running')", (fingerprint, description, engine, now, now))
-            else:
+            elif rows[0][2] != "done":  # a finished job stays finished: re-running it writes nothing
                 self._db.execute("UPDATE job SET updated=?, status='running' WHERE fingerprint=?", (now, fingerprint))
-        return JobState(self, fingerprint, resumed=resumed and rows[0][2] != "done", finished_before=bool(rows) and rows[0][2] == "done")
+        return JobState(self, fingerprint, resumed=resumed and rows[0][2] != "done", finished_before=bool(rows) and rows[0][2] == "done",
+                        description=rows[0][1] if rows else description)
 
     def _set_job_status(self, fingerprint: str, status: str) -> None:
         with self._lock:
@@ -176,6 +177,7 @@ class JobState:
     fingerprint: str
     resumed: bool  # an unfinished earlier run of this job left cursors
     finished_before: bool  # this job already completed once
+    description: str = ""
 
     def save(self, index_name: str, part: str, **kw: Any) -> None:
         self.store.save(index_name, part, **kw)
@@ -185,6 +187,18 @@ class JobState:
 
     def cursors(self, index_name: str | None = None) -> list[Cursor]:
         return list(self.store.cursors(index_name))
+
+    @property
+    def path(self) -> Path:
+        return self.store.path
+
+    def docs_done(self, index_name: str) -> int:
+        """Documents of ``index_name`` acknowledged by earlier runs (any engine's parts)."""
+        rows = self.cursors(index_name)
+        whole = [c for c in rows if c.part == "index" and c.status == "done"]
+        if whole:
+            return whole[0].docs_done
+        return sum(c.docs_done for c in rows if c.part != "index")
 
     def finish(self, ok: bool) -> None:
         self.store._set_job_status(self.fingerprint, "done" if ok else "failed")

@@ -4,7 +4,8 @@ destination with ``_bulk``.
 Shape (the project's guide): a *source* (``source.IndexReader``) lists partitions
 (slices) and reads pages from a cursor; a *sink* (``sink.BulkSink``) writes batches; the
 runner (``runner.IndexJob``) turns each acknowledged batch into a saved cursor
-(``docs.SliceCursor``, in memory for now).
+(``docs.SliceCursor``), written to the job's state file when there is one (``state``);
+``resume`` decides where each slice starts again after an interruption.
 
 ``copy`` runs three phases so a half-done run never leaves aliases on a half-filled index:
 1. expand ``source.index`` and create every destination index with the source's mappings
@@ -28,6 +29,7 @@ from ...errors import UsageError
 from ...plan.body import ReindexBody
 from ...plan.indices import dest_name_for, expand
 from ...plan.source import source_client
+from ...state.store import JobState
 from ..options import ClientOptions
 from ..progress import Progress
 from ..summary import RunSummary
@@ -70,7 +72,7 @@ def _source_for(body: ReindexBody, dest: ClusterClient, options: ClientOptions, 
     return source_client(body.remote, ca_file=options.source_ca, insecure=options.source_insecure, maxsize=maxsize)
 
 
-def _jobs(body: ReindexBody, source: ClusterClient, dest: ClusterClient, options: ClientOptions, progress: Progress) -> tuple[list[IndexJob], list[str], RunContext]:
+def _jobs(body: ReindexBody, source: ClusterClient, dest: ClusterClient, options: ClientOptions, progress: Progress, state: JobState | None = None) -> tuple[list[IndexJob], list[str], RunContext]:
     source_info = source.info()  # TLS / auth problems with the source surface here, before anything is written
     dest_info = dest.info()
     same_cluster = source is dest or (bool(source_info.cluster_uuid) and source_info.cluster_uuid == dest_info.cluster_uuid)
@@ -80,7 +82,7 @@ def _jobs(body: ReindexBody, source: ClusterClient, dest: ClusterClient, options
         source=source, source_info=source_info, dest=dest, body=body, options=options, progress=progress,
         limit=AdaptiveLimit(writers_max), writers=None,  # type: ignore[arg-type]  # set when the run starts
         budget=DocBudget(body.max_docs), dead_letters=DeadLetters(options.dead_letter_file),
-        page_size=options.read_size or body.size or DEFAULT_READ_SIZE,
+        page_size=options.read_size or body.size or DEFAULT_READ_SIZE, state=state,
     )
     jobs: list[IndexJob] = []
     for info in expansion.indices:
@@ -116,24 +118,34 @@ def plan(body: ReindexBody, dest: ClusterClient, options: ClientOptions, progres
     return {"engine": "client", "source": ctx.source_info.label(), "indices": items, "notes": notes}
 
 
-def copy(body: ReindexBody, dest: ClusterClient, options: ClientOptions, progress: Progress | None = None) -> RunSummary | dict[str, Any]:
+def copy(body: ReindexBody, dest: ClusterClient, options: ClientOptions, progress: Progress | None = None, state: JobState | None = None) -> RunSummary | dict[str, Any]:
     """Copy ``body``'s source indices to ``dest``. Returns the ``RunSummary`` (or, with
     ``options.plan_only``, the plan as a dict, having written nothing).
 
     Errors a user can fix before anything is written (TLS, credentials, unknown index,
     bad transform, mappings the destination refuses) raise; problems during the copy are
     counted in the summary (failures, dead-lettered documents) and ``complete`` is False.
+
+    ``state`` (``state.open_job_state``): cursors are saved there after every acknowledged
+    batch, and a run of a job the file knows continues where it stood. A job the file
+    says is finished is not copied again (``already_complete``, nothing written).
     """
     progress = progress or Progress()
     if options.plan_only:
         return plan(body, dest, options, progress)
+    if state is not None and state.finished_before:
+        return RunSummary("client", state_file=str(state.path), already_complete=True)
     transform = load_transform(options.transform)
     started = time.monotonic()
     slices_hint = max(4, (options.parallel or 2) * INDICES_AT_ONCE + 2)
     source = _source_for(body, dest, options, maxsize=slices_hint)
     try:
-        jobs, notes, ctx = _jobs(body, source, dest, options, progress)
+        jobs, notes, ctx = _jobs(body, source, dest, options, progress, state)
         ctx.transform = transform
+        if state is not None and state.resumed:
+            done = sum(state.docs_done(job.info.name) for job in jobs)
+            total = sum(job.info.docs for job in jobs)
+            progress.message(f"resuming job {state.description} from state {state.path}: {done:,} of {total:,} documents already copied")
         if body.sort is not None:
             notes.append("source.sort is ignored: documents are read in index order (sorting a copy is deprecated in _reindex too)")
         for note in notes:
@@ -141,7 +153,7 @@ def copy(body: ReindexBody, dest: ClusterClient, options: ClientOptions, progres
         for job in jobs:  # phase 1: every destination index exists before any data moves
             for note in job.prepare():
                 progress.message(note)
-        summary = RunSummary("client")
+        summary = RunSummary("client", state_file=str(state.path) if state is not None else None)
         with ThreadPoolExecutor(max_workers=ctx.limit.maximum * 2, thread_name_prefix="bulk") as writers, \
                 ThreadPoolExecutor(max_workers=INDICES_AT_ONCE, thread_name_prefix="job") as job_pool:
             ctx.writers = writers
@@ -150,6 +162,8 @@ def copy(body: ReindexBody, dest: ClusterClient, options: ClientOptions, progres
         if ctx.limit.lowered:
             progress.message(f"the destination pushed back (429/503); bulk concurrency was lowered {ctx.limit.lowered} time(s)")
         summary.took_ms = int((time.monotonic() - started) * 1000)
+        if state is not None and summary.complete:
+            state.finish(True)
         return summary
     finally:
         if source is not dest:

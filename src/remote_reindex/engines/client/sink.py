@@ -20,9 +20,66 @@ from typing import Any
 import orjson
 
 from ...cluster import ClusterClient
-from ...errors import ClusterError, ConnectError, TimeoutError_, TLSError
+from ...errors import ClusterError, ConnectError
 from .bulk import RETRYABLE_HTTP_STATUSES, Batch, ItemOutcome, WriteSpec, classify_items, failure_entry
-from .source import backoff_delay
+from .source import backoff_delay, is_transient
+
+# How long a destination may stay unreachable (connection refused or reset, timeouts)
+# while a batch waits to be written: long enough for a node restart or a rolling restart
+# of one node, short enough that a destination that is gone for good stops the job.
+DESTINATION_OUTAGE_DEADLINE = 300.0
+OUTAGE_BACKOFF_CAP = 5.0  # seconds between tries while the destination is unreachable: notice its return quickly
+
+
+def block_error(dest_index: str, error: dict[str, Any] | None) -> ClusterError:
+    """A ``cluster_block_exception`` as one line of what is wrong and one of what to do.
+
+    A block is a state of the whole index (or cluster), not a problem of the documents:
+    the job stops instead of dead-lettering every document after it."""
+    reason = str((error or {}).get("reason", ""))
+    low = reason.lower()
+    if "flood" in low or "allow delete" in low or "allow_delete" in low:
+        return ClusterError(
+            f"the destination index {dest_index} is read-only: a node's disk passed the flood-stage watermark ({reason})",
+            f"Free disk space on the destination (the block lifts itself on ES 7.4+), or PUT {dest_index}/_settings {{\"index.blocks.read_only_allow_delete\": null}}.",
+            status=429, body=error, cause="index_blocked",
+        )
+    if "index write" in low:
+        return ClusterError(
+            f"the destination index {dest_index} is write-blocked",
+            f"Lift it with PUT {dest_index}/_settings {{\"index.blocks.write\": false}}, then run again.",
+            status=403, body=error, cause="write_blocked",
+        )
+    if "index read-only" in low or "read_only" in low:
+        return ClusterError(
+            f"the destination index {dest_index} is read-only (index.blocks.read_only)",
+            f"Lift it with PUT {dest_index}/_settings {{\"index.blocks.read_only\": false}}, then run again.",
+            status=403, body=error, cause="index_blocked",
+        )
+    return ClusterError(
+        f"the destination refuses writes to {dest_index}: {reason or 'cluster_block_exception'}",
+        f"Lift the block (GET {dest_index}/_settings and GET _cluster/settings show the blocks), then run again.",
+        status=403, body=error, cause="index_blocked",
+    )
+
+
+def _block_in(outcome: ItemOutcome) -> dict[str, Any] | None:
+    """The first item error that is an index/cluster block, if any."""
+    for _, _, error in outcome.failed:
+        if error.get("type") == "cluster_block_exception":
+            return error
+    for error in outcome.retry_errors.values():
+        if error.get("type") == "cluster_block_exception":
+            return error
+    return None
+
+
+@dataclass
+class _Unanswered:
+    """A ``_bulk`` that got no usable answer: pushed back as a whole (``error`` None) or
+    lost on the way (``error`` the transport error)."""
+
+    error: ConnectError | None = None
 
 
 class AdaptiveLimit:
@@ -156,7 +213,9 @@ class BulkSink:
         conflicts: str = "abort",
         pipeline: str | None = None,
         max_retries: int = 8,
+        outage_deadline: float = DESTINATION_OUTAGE_DEADLINE,
     ) -> None:
+        self.outage_deadline = outage_deadline
         self.dest = dest
         self.spec = spec
         self.src_index = src_index
@@ -170,13 +229,42 @@ class BulkSink:
         result = BatchResult(docs=len(batch))
         pending = list(range(len(batch)))
         last_errors: dict[int, dict[str, Any]] = {}
-        attempt = 0
+        attempt = 0  # pushback retries (429/503), bounded by max_retries
+        outage_attempt = 0
+        outage_since: float | None = None  # when the destination stopped answering
         while pending:
             outcome = self._send(batch, pending, result)
-            if outcome is None:  # the whole request was pushed back or lost: send it all again
+            if isinstance(outcome, ClusterError):  # the index (or cluster) is blocked: stop the job, do not dead-letter
+                self._stop_job(result, outcome)
+                return result
+            if isinstance(outcome, _Unanswered) and outcome.error is not None:
+                # Unreachable (restart, reset, timeout): wait for it up to the deadline; the
+                # documents are fine, so they are never dead-lettered for this.
+                now = time.monotonic()
+                outage_since = outage_since if outage_since is not None else now
+                if now - outage_since >= self.outage_deadline:
+                    raise ConnectError(
+                        f"the destination stayed unreachable for {self.outage_deadline:.0f} s while writing {self.spec.dest_index}: {outcome.error.message}",
+                        outcome.error.fix, cause=outcome.error.cause,
+                    )
+                self.limit.pushback()
+                result.retries += 1
+                time.sleep(backoff_delay(outage_attempt, cap=OUTAGE_BACKOFF_CAP))
+                outage_attempt += 1
+                continue
+            outage_since, outage_attempt = None, 0
+            if isinstance(outcome, _Unanswered):  # the whole request was pushed back: send it all again
                 retry = pending
-                last_errors = {p: {"type": "bulk_request_retried", "reason": "the whole _bulk request was rejected or lost"} for p in pending}
+                last_errors = {p: {"type": "bulk_request_retried", "reason": "the whole _bulk request was rejected"} for p in pending}
             else:
+                blocked = _block_in(outcome)
+                if blocked is not None:
+                    # Items before the block may have been written in this same request: count them.
+                    outcome.failed = [f for f in outcome.failed if f[2].get("type") != "cluster_block_exception"]
+                    outcome.retry = [i for i in outcome.retry if outcome.retry_errors[i].get("type") != "cluster_block_exception"]
+                    self._account(batch, pending, outcome, result)
+                    self._stop_job(result, block_error(self.spec.dest_index, blocked))
+                    return result
                 self._account(batch, pending, outcome, result)
                 retry = [pending[i] for i in outcome.retry]
                 last_errors = {pending[i]: outcome.retry_errors[i] for i in outcome.retry}
@@ -194,27 +282,37 @@ class BulkSink:
             pending = retry
         return result
 
-    def _send(self, batch: Batch, positions: list[int], result: BatchResult) -> ItemOutcome | None:
+    def _stop_job(self, result: BatchResult, exc: ClusterError) -> None:
+        """Record a condition of the whole index as the job's failure and stop the job
+        (the runner stops on ``abort``); the batch's documents are neither counted as
+        failed nor dead-lettered: they are fine, the index is not."""
+        result.abort = True
+        self._keep_failure(result, {"index": self.spec.dest_index, "status": exc.status,
+                                    "cause": {"type": exc.cause, "reason": exc.message, "fix": exc.fix}})
+
+    def _send(self, batch: Batch, positions: list[int], result: BatchResult) -> ItemOutcome | _Unanswered | ClusterError:
         body = batch.body(positions)
         self.limit.acquire()
         try:
             resp = self.dest.request("POST", "/_bulk", body=body, params=self.params, content_type="application/x-ndjson")
-        except TLSError:
-            raise
-        except (TimeoutError_, ConnectError) as exc:
-            if isinstance(exc, TimeoutError_) or exc.cause in ("connection_failed", "connection_refused"):
-                return None  # retried as a whole; ids make a resend idempotent for op_type index
+        except ConnectError as exc:
+            if is_transient(exc):
+                return _Unanswered(exc)  # retried as a whole; ids make a resend idempotent for op_type index
             raise
         finally:
             self.limit.release()
         if resp.status in RETRYABLE_HTTP_STATUSES:
-            return None
+            blocked = _request_block(resp.data)
+            return block_error(self.spec.dest_index, blocked) if blocked else _Unanswered()
         if resp.status == 413:
             raise ClusterError(
                 f"the destination refused a {len(body):,}-byte _bulk request as too large (413)",
                 "Lower --bulk-mb (or raise http.max_content_length on the destination).", status=413,
             )
         if resp.status != 200:
+            blocked = _request_block(resp.data)
+            if blocked:
+                return block_error(self.spec.dest_index, blocked)
             raise self.dest.error_for(resp, "POST _bulk")
         return classify_items(orjson.loads(resp.data), len(positions))
 
@@ -240,3 +338,19 @@ class BulkSink:
     def _keep_failure(self, result: BatchResult, entry: dict[str, Any]) -> None:
         if len(result.failures) < self.MAX_FAILURES_KEPT:
             result.failures.append(entry)
+
+
+def _request_block(data: bytes) -> dict[str, Any] | None:
+    """The error of a whole ``_bulk`` refused for a block (a cluster-wide read-only block
+    refuses the request, not its items)."""
+    try:
+        body = orjson.loads(data) if data else None
+    except orjson.JSONDecodeError:
+        return None
+    err = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(err, dict):
+        return None
+    for candidate in [err, *(err.get("root_cause") or [])]:
+        if isinstance(candidate, dict) and candidate.get("type") == "cluster_block_exception":
+            return candidate
+    return None

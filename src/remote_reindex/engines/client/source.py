@@ -19,6 +19,7 @@ into the bulk body (see bench/ for the measurement).
 
 from __future__ import annotations
 
+import hashlib
 import random
 import threading
 import time
@@ -36,6 +37,48 @@ _HIT_FIELDS = "hits.hits._id,hits.hits._index,hits.hits._source,hits.hits._routi
 _PIT_FILTER = f"pit_id,_shards.failed,_shards.failures,timed_out,{_HIT_FIELDS}"
 _SCROLL_FILTER = f"_scroll_id,_shards.failed,_shards.failures,timed_out,{_HIT_FIELDS}"
 RETRYABLE_SEARCH_STATUSES = frozenset({429, 502, 503, 504})
+# Transport causes worth retrying inside a run: the other side restarted, was cut off, or
+# answered too slowly. DNS and certificate problems are not (they do not heal by waiting).
+TRANSIENT_CAUSES = frozenset({"connection_failed", "connection_refused", "timeout"})
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A connection problem met during a run that a retry may cure.
+
+    A connection cut in the middle of a TLS stream surfaces as a TLS error of the generic
+    cause ``tls`` (an unexpected EOF), not as a certificate problem: it is transient here,
+    where the handshake already succeeded before the run started. Verification failures
+    (untrusted issuer, hostname, dates, not TLS) never are.
+    """
+    if isinstance(exc, TLSError):
+        return exc.cause == "tls"
+    if isinstance(exc, TimeoutError_):
+        return True
+    return isinstance(exc, ConnectError) and exc.cause in TRANSIENT_CAUSES
+
+
+class ScrollLost(Exception):
+    """A scroll continuation failed in a way that may have consumed a page on the server
+    (answer lost, shard failure, context gone): the slice restarts with a fresh scroll."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _ReadPrefix:
+    """What one scroll slice has handed out so far: a count and a digest of the
+    (index, _id) sequence, to prove a fresh scroll repeats the same prefix before
+    skipping it."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.digest = hashlib.blake2b(digest_size=16)
+
+    def add(self, docs: list[Doc]) -> None:
+        for d in docs:
+            self.digest.update(f"{d.index}\x00{d.id}\x00".encode())
+        self.count += len(docs)
 
 
 def pit_usable(info: ClusterInfo) -> bool:
@@ -196,28 +239,94 @@ class IndexReader:
                 return
 
     def _scroll_pages(self, cursor: SliceCursor) -> Iterator[Page]:
+        """Pages of a scroll slice, surviving lost answers.
+
+        A scroll continuation consumes its page on the server: if the answer is lost (the
+        connection was cut, it timed out, a shard failed), sending the same request again
+        would silently skip that page. So only an outright 429 (rejected before running)
+        is retried in place; any other failure restarts the slice with a fresh scroll,
+        which skips the documents already handed out after checking that it returns the
+        same (index, _id) sequence for them. If it does not (segments merged meanwhile),
+        the slice is read again from its start: writes are by _id, so that re-writes the
+        same documents rather than losing any.
+        """
+        handed_out = _ReadPrefix()
+        attempt = 0
+        while True:
+            try:
+                for page in self._scroll_from_start(cursor, handed_out):
+                    handed_out.add(page.docs)
+                    attempt = 0  # progress was made: a later failure gets a fresh retry budget
+                    yield page
+                return
+            except ScrollLost as lost:
+                if self.stop.is_set():
+                    return
+                if attempt >= self.max_retries:
+                    raise lost.error from None
+                self._forget_scroll(cursor.slice_id)
+                self.on_retry()
+                time.sleep(backoff_delay(attempt))
+                attempt += 1
+
+    def _scroll_from_start(self, cursor: SliceCursor, handed_out: "_ReadPrefix") -> Iterator[Page]:
         body = self._base_body(cursor)
         body["sort"] = ["_doc"]
         path = f"/{quote(self.index, safe=',*-_.+')}/_search"
-        # The first request opens the scroll; it is safe to retry (nothing was consumed yet).
+        skip = handed_out.count
+        check = hashlib.blake2b(digest_size=16) if skip else None
+        seen = 0
+        # Opening a scroll consumes nothing: safe to retry like any search.
         data = self._with_retries(lambda: self._search("POST", path, body, _SCROLL_FILTER, {"scroll": self.keep_alive, "expand_wildcards": "all"}), f"read {self.index}")
         while True:
             scroll_id = data.get("_scroll_id")
             if scroll_id:
                 with self._lock:
                     self._scroll_ids[cursor.slice_id] = scroll_id
-            page = Page(self._docs(data), scroll_id)
-            if not page.docs:
+            docs = self._docs(data)
+            if not docs:
+                if check is not None and seen < skip:
+                    # Shorter than what was handed out: the source changed. Hand out the whole slice again.
+                    handed_out.__init__()  # type: ignore[misc]
+                    raise ScrollLost(ClusterError(f"the restarted scroll of {self.index} returned fewer documents", "", status=503))
                 return
-            yield page
+            if check is not None:
+                take = min(len(docs), skip - seen)
+                for d in docs[:take]:
+                    check.update(f"{d.index}\x00{d.id}\x00".encode())
+                seen += take
+                docs = docs[take:]
+                if seen >= skip:
+                    if check.digest() != handed_out.digest.digest():
+                        # Not the same prefix: forget it and hand out the whole slice again.
+                        handed_out.__init__()  # type: ignore[misc]
+                        raise ScrollLost(ClusterError(f"the restarted scroll of {self.index} returned documents in another order", "", status=503))
+                    check = None
+            if docs:
+                yield Page(docs, scroll_id)
             if self.stop.is_set():
                 return
-            # A scroll continuation consumes the page on the server: retry only when the
-            # server said it did not run it (429 rejected); never after a timeout.
-            data = self._with_retries(
-                lambda: self._search("POST", "/_search/scroll", {"scroll": self.keep_alive, "scroll_id": scroll_id}, _SCROLL_FILTER),
-                f"read {self.index}", retry_timeouts=False,
-            )
+            try:
+                data = self._with_retries(
+                    lambda: self._search("POST", "/_search/scroll", {"scroll": self.keep_alive, "scroll_id": scroll_id}, _SCROLL_FILTER),
+                    f"read {self.index}", in_place=_scroll_retry_in_place,
+                )
+            except (ClusterError, ConnectError) as exc:
+                if isinstance(exc, TLSError) and not is_transient(exc):
+                    raise
+                if is_transient(exc) or _scroll_restartable(exc):
+                    raise ScrollLost(exc) from None
+                raise
+
+    def _forget_scroll(self, slice_id: int) -> None:
+        """Release a slice's broken scroll context (best effort: it expires anyway)."""
+        with self._lock:
+            old = self._scroll_ids.pop(slice_id, None)
+        if old:
+            try:
+                self.client.request("DELETE", "/_search/scroll", body={"scroll_id": [old]})
+            except ConnectError:
+                pass
 
     def _search(self, method: str, path: str, body: Mapping[str, Any], filter_path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         resp = self.client.request(method, path, body=body, params={**(params or {}), "filter_path": filter_path})
@@ -253,19 +362,38 @@ class IndexReader:
             ))
         return docs
 
-    def _with_retries(self, fn: Callable[[], Any], what: str, *, retry_timeouts: bool = True) -> Any:
+    def _with_retries(self, fn: Callable[[], Any], what: str, *, in_place: Callable[[Exception], bool] | None = None) -> Any:
+        """Run ``fn``, retrying with backoff while the failure is transient (see
+        ``is_transient``) or a retryable status; ``in_place`` narrows what may be retried
+        by sending the same request again (scroll continuations)."""
         attempt = 0
         while True:
             try:
                 return fn()
-            except TLSError:
-                raise
             except (ClusterError, ConnectError) as exc:
+                if isinstance(exc, TLSError) and not is_transient(exc):
+                    raise
                 status = getattr(exc, "status", 0)
-                retryable = (isinstance(exc, ClusterError) and status in RETRYABLE_SEARCH_STATUSES) or (
-                    retry_timeouts and isinstance(exc, ConnectError) and (isinstance(exc, TimeoutError_) or exc.cause == "connection_failed"))
+                if in_place is not None:
+                    retryable = in_place(exc)
+                else:
+                    retryable = (isinstance(exc, ClusterError) and status in RETRYABLE_SEARCH_STATUSES) or is_transient(exc)
                 if not retryable or attempt >= self.max_retries or self.stop.is_set():
                     raise
                 self.on_retry()
                 time.sleep(backoff_delay(attempt))
                 attempt += 1
+
+
+def _scroll_retry_in_place(exc: Exception) -> bool:
+    """Only a whole-request 429 is known not to have run: the same scroll request is safe."""
+    return isinstance(exc, ClusterError) and exc.status == 429
+
+
+def _scroll_restartable(exc: Exception) -> bool:
+    """A continuation that failed after it may have run, or whose context is gone."""
+    if not isinstance(exc, ClusterError):
+        return False
+    if exc.status in RETRYABLE_SEARCH_STATUSES:
+        return True
+    return exc.status == 404 and "search_context_missing" in str(exc.body)

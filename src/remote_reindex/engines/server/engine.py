@@ -22,6 +22,7 @@ from ...errors import ConnectError, PreflightError, RemoteReindexError, TLSError
 from ...plan.body import ReindexBody
 from ...plan.indices import IndexInfo, dest_name_for, expand
 from ...plan.source import source_client
+from ...state.store import JobState
 from .. import metadata
 from ..options import ServerOptions
 from ..progress import Progress
@@ -263,7 +264,7 @@ def _summarize(index: str, dest_index: str, jobs: list[Job], interrupted: bool) 
 # -- public API -----------------------------------------------------------------------------
 
 
-def copy(body: ReindexBody, dest: ClusterClient, options: ServerOptions, progress: Progress | None = None) -> RunSummary | dict[str, Any]:
+def copy(body: ReindexBody, dest: ClusterClient, options: ServerOptions, progress: Progress | None = None, state: "JobState | None" = None) -> RunSummary | dict[str, Any]:
     """Copy with the destination's own remote ``_reindex``. With ``options.plan_only``
     returns the plan (a dict) after the checks, and writes nothing."""
     progress = progress or Progress()
