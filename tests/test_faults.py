@@ -91,7 +91,8 @@ class FaultAt(Progress):
         self.after = after
         self.fault = fault
         self.done = 0
-        self.fired = threading.Event()
+        self.fired = threading.Event()  # the point was reached
+        self.applied = threading.Event()  # ``fault`` returned: the fault is in place
         self._lock = threading.Lock()
 
     def advance(self, index: str, docs: int) -> None:
@@ -101,7 +102,10 @@ class FaultAt(Progress):
             if fire:
                 self.fired.set()
         if fire:
-            self.fault()
+            try:
+                self.fault()
+            finally:
+                self.applied.set()
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +198,6 @@ def test_destination_restart_mid_copy_waits_and_completes(source, source_docs, e
     index = "h9-restart"
     with side.client(timeout=60, connect_timeout=2, maxsize=16) as dest:
         dest.request("DELETE", f"/{index}")
-        restarted = threading.Event()
 
         def stop_node() -> None:
             node.stop()  # the bulks of the other slices now meet refused connections
@@ -212,12 +215,11 @@ def test_destination_restart_mid_copy_waits_and_completes(source, source_docs, e
         t = threading.Thread(target=copy_in_thread, name="h9-restart-copy")
         t.start()
         try:
-            assert progress.fired.wait(120), "the copy never reached 500 documents"
+            assert progress.applied.wait(180), "the copy never reached 500 documents"
             # The node is down now (stop_node returned); the copy must still be waiting.
             assert t.is_alive()
             assert not node.is_running()
             node.start()
-            restarted.set()
             t.join(300)
             assert not t.is_alive(), "the copy did not finish after the destination came back"
         finally:

@@ -249,12 +249,16 @@ def kill_once(args: list[str], state: Path, env: dict[str, str], at_least: int) 
             proc.wait()
 
 
-def wait_until_pit_gone(c: ClusterClient, pit_id: str, timeout: float = 120) -> None:
-    """Until a search on the PIT fails (the keep-alive ran out and the contexts are freed)."""
+def wait_until_pit_gone(c: ClusterClient, pit_id: str, timeout: float = 180) -> None:
+    """Until the source holds no search context on the index (the keep-alive ran out and the
+    reaper freed them), then a search on the PIT must fail. Polling the PIT itself would
+    keep it alive (every use restarts its keep-alive)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        resp = c.request("POST", "/_search", body={"size": 0, "pit": {"id": pit_id}})
-        if resp.status != 200 or (resp.json().get("_shards") or {}).get("failed"):
+        stats = c.call("GET", f"/{SRC_INDEX}/_stats/search")
+        if stats["_all"]["total"]["search"]["open_contexts"] == 0:
+            resp = c.request("POST", "/_search", body={"size": 0, "pit": {"id": pit_id}})
+            assert resp.status != 200 or (resp.json().get("_shards") or {}).get("failed"), "no open context, yet the PIT answers"
             return
         time.sleep(0.5)
     pytest.fail("the point in time did not expire")

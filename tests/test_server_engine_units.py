@@ -159,7 +159,8 @@ def test_partitionable_fields_skip_nested_and_put_dates_first():
 
 def test_batch_size_by_bytes():
     assert choose_batch_size(None, None).size == 1000
-    assert choose_batch_size(500, None).size == 1000  # small documents: the default
+    assert choose_batch_size(500, None).size == 5000  # small documents: the largest batch (fastest when measured)
+    assert choose_batch_size(2000, None).size == 20 * 1024 * 1024 // 6000  # ~1 KB JSON docs: stays near 20 MB
     big = choose_batch_size(1_000_000, None)
     assert 1 <= big.size <= 10 and big.warning is None
     user = choose_batch_size(1_000_000, 1000)

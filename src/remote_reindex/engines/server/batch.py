@@ -58,6 +58,8 @@ def choose_batch_size(avg_doc_bytes: int | None, user_size: int | None) -> Batch
         return BatchChoice(user_size, avg_doc_bytes, estimate, warning, "source.size from the body")
     if est_doc is None:
         return BatchChoice(DEFAULT_SIZE, None, None, None, "default batch (document size unknown)")
-    size = max(1, min(MAX_SIZE, DEFAULT_SIZE, TARGET_RESPONSE_BYTES // est_doc))
+    # Bigger batches were faster when measured (size 5000 ~1.1-1.7x size 1000 here), so go up
+    # to MAX_SIZE as long as one response stays near the target.
+    size = max(1, min(MAX_SIZE, TARGET_RESPONSE_BYTES // est_doc))
     reason = f"documents of about {avg_doc_bytes:,} bytes stored: {size} per batch keeps one response near {size * est_doc / 1e6:,.1f} MB"
     return BatchChoice(size, avg_doc_bytes, size * est_doc, None, reason)

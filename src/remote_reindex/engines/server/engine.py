@@ -31,6 +31,7 @@ from .batch import BatchChoice, average_document_bytes, choose_batch_size
 from .nodes import RoundRobin, describe, node_clients
 from .partitions import Partition, choose_field, index_mapping, plan_partitions
 from .preflight import check_allowlist, check_module, check_versions, dest_index_state, probe_trust
+from .resume import part_key, position_for, saved_partitions, status_from_counts, status_to_counts
 from .tasks import TaskStatus, cancel_task, check_task_id, get_status, remove_result, start_task
 from .translate import explain_reindex_error
 
@@ -51,6 +52,9 @@ class Job:
     error: RemoteReindexError | None = None
     started_at: float = 0.0
     finished_at: float = 0.0
+    part: str = ""  # its row in the state file
+    body_position: dict[str, Any] | None = None  # what the state file keeps of it (label, query, size; no secret)
+    resume: str | None = None  # "done": finished by an earlier run; "attach": follow the saved task_id
 
 
 @dataclass
@@ -140,8 +144,9 @@ def task_body(body: ReindexBody, index: str, dest_index: str, size: int, query: 
 class _Runner:
     """Runs jobs N at a time, spread over the destination's nodes; Ctrl-C cancels them."""
 
-    def __init__(self, dest: ClusterClient, nodes: RoundRobin, options: ServerOptions, progress: Progress, explain: dict[str, Any]) -> None:
+    def __init__(self, dest: ClusterClient, nodes: RoundRobin, options: ServerOptions, progress: Progress, explain: dict[str, Any], state: JobState | None = None) -> None:
         self.dest = dest
+        self.state = state
         self.nodes = nodes
         self.options = options
         self.progress = progress
@@ -157,17 +162,40 @@ class _Runner:
         self.progress.set_completed(index, done, total or None)
 
     def run_one(self, job: Job) -> Job:
-        if self.stop.is_set():
+        if job.resume == "done" or self.stop.is_set():
             return job
+        if job.resume == "attach" and job.task_id:
+            try:
+                first = get_status(self.dest, job.task_id)  # any node answers for a task of the cluster
+            except RemoteReindexError as exc:
+                self.progress.message(f"{job.index}{_part_label(job)}: task {job.task_id} is no longer known to the destination ({exc.cause}); running it again")
+                job.task_id = None
+            else:
+                self.progress.message(f"{job.index}{_part_label(job)}: re-attached to task {job.task_id} ({'finished, reading its result' if first.completed else 'still running, following it'})")
+                job.status = first
+                job.started_at = time.monotonic()
+                self.follow(job, self.dest)
+                return job
         node = self.nodes.next()
         try:
             job.task_id = start_task(node, job.body, requests_per_second=self.options.requests_per_second, explain=self.explain)
         except RemoteReindexError as exc:
             job.error = exc
             return job
+        if self.state is not None:
+            self.state.save(job.index, job.part, status="running", task_id=job.task_id)
         job.started_at = time.monotonic()
         self.follow(job, node)
         return job
+
+    def _finished(self, job: Job) -> None:
+        """Saved before the task's result is removed from ``.tasks``: a kill in between
+        re-attaches to the result on the next run instead of copying the partition again."""
+        if self.state is None or job.status is None:
+            return
+        ok = job.error is None and not job.status.canceled and not job.status.failures
+        self.state.save(job.index, job.part, status="done" if ok else "failed", docs_done=job.status.done,
+                        position={**(job.body_position or {}), "counts": status_to_counts(job.status), "task_id": job.task_id})
 
     def follow(self, job: Job, node: ClusterClient) -> None:
         assert job.task_id
@@ -192,13 +220,15 @@ class _Runner:
         job.finished_at = time.monotonic()
         if job.status.error is not None:
             job.error = explain_reindex_error({"error": job.status.error}, **self.explain)
+        self._finished(job)
         remove_result(node, job.task_id)
 
     def run(self, jobs: list[Job]) -> bool:
         """Returns True when interrupted (Ctrl-C)."""
         for job in jobs:
             self._per_index.setdefault(job.index, []).append(job)
-        parallel = max(1, self.options.parallel or DEFAULT_PARALLEL)
+        # --partitions K alone means K tasks at once: partitions exist to run side by side.
+        parallel = max(1, self.options.parallel or max(DEFAULT_PARALLEL, self.options.partitions))
         interrupted = False
         pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="reindex-task")
         futures: set[Future[Job]] = {pool.submit(self.run_one, j) for j in jobs}
@@ -270,6 +300,8 @@ def copy(body: ReindexBody, dest: ClusterClient, options: ServerOptions, progres
     progress = progress or Progress()
     _validate(body, options)
     assert body.remote is not None
+    if state is not None and state.finished_before and not options.plan_only:
+        return RunSummary("server", state_file=str(state.path), already_complete=True)
     t0 = time.monotonic()
     notes: list[str] = []
     dest_info = dest.info()
@@ -341,10 +373,26 @@ def copy(body: ReindexBody, dest: ClusterClient, options: ServerOptions, progres
         jobs: list[Job] = []
         for p in plans:
             progress.start_index(p.info.name, p.info.docs or None)
-            for part in p.partitions or [None]:
-                query = part.query if part else body.query
-                jobs.append(Job(p.info.name, p.dest_index, task_body(body, p.info.name, p.dest_index, p.batch.size, query, data_stream=p.info.is_data_stream), part))
-        runner = _Runner(dest, nodes, options, progress, explain)
+            saved = saved_partitions(state, p.info.name) if state is not None else None
+            if saved is None:
+                planned = [(part_key(part), part, position_for(part, p.batch.size, part.query if part else body.query)) for part in p.partitions or [None]]
+            else:
+                planned = saved  # the ranges of the first run, whatever a new plan would say
+            for key, part, pos in planned:
+                job = Job(p.info.name, p.dest_index, task_body(body, p.info.name, p.dest_index, int(pos.get("size") or p.batch.size), pos.get("query"),
+                                                              data_stream=p.info.is_data_stream), part, part=key, body_position={k: pos.get(k) for k in ("label", "query", "size")})
+                if state is not None:
+                    _restore(job, state)
+                jobs.append(job)
+        if state is not None:
+            for job in jobs:
+                if job.resume is None:
+                    state.save(job.index, job.part, position=job.body_position, status="pending")
+            if state.resumed:
+                done = sum(state.docs_done(p.info.name) for p in plans)
+                progress.message(f"resuming job {state.description} from state {state.path}: {done:,} of {sum(p.info.docs for p in plans):,} documents already copied"
+                                 f" ({sum(1 for j in jobs if j.resume == 'done')} of {len(jobs)} task(s) done, {sum(1 for j in jobs if j.resume == 'attach')} to re-attach)")
+        runner = _Runner(dest, nodes, options, progress, explain, state)
         try:
             interrupted = runner.run(jobs)
         finally:
@@ -364,6 +412,12 @@ def copy(body: ReindexBody, dest: ClusterClient, options: ServerOptions, progres
                 except RemoteReindexError as exc:
                     progress.message(f"note: aliases of {p.info.name} not copied: {exc.message}")
         summary.took_ms = int((time.monotonic() - t0) * 1000)
+        if state is not None:
+            summary.state_file = str(state.path)
+            for s in summary.indices:
+                s.resumed_docs = sum(j.status.done for j in jobs if j.index == s.index and j.resume == "done" and j.status)
+            if summary.complete and not interrupted:
+                state.finish(True)
 
         errors = [j.error for j in jobs if j.error is not None]
         if errors and summary.totals()["created"] + summary.totals()["updated"] == 0 and not interrupted:
@@ -377,6 +431,24 @@ def copy(body: ReindexBody, dest: ClusterClient, options: ServerOptions, progres
     finally:
         if src is not None:
             src.close()
+
+
+def _part_label(job: Job) -> str:
+    return f" partition {job.partition.number} ({job.partition.label})" if job.partition else ""
+
+
+def _restore(job: Job, state: JobState) -> None:
+    """Where this task stands according to the state file."""
+    row = state.get(job.index, job.part)
+    if row is None:
+        return
+    pos = row.position if isinstance(row.position, dict) else {}
+    if row.status == "done":
+        job.resume = "done"
+        job.task_id = pos.get("task_id") or row.task_id
+        job.status = status_from_counts(job.task_id or "", pos.get("counts") or {})
+    elif row.status == "running" and row.task_id:
+        job.resume, job.task_id = "attach", row.task_id
 
 
 _DESCRIPTION = re.compile(r"\]\[([^\[\]]*)\] to \[([^\[\]]*)\]")
