@@ -81,12 +81,15 @@ def rows(state: Path) -> dict[str, tuple[str, str | None]]:
         return {}
 
 
-def wait_for(cond, what: str, timeout: float = 120) -> Any:
+def wait_for(cond, what: str, timeout: float = 120, proc: subprocess.Popen | None = None) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         got = cond()
         if got:
             return got
+        if proc is not None and proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"the run ended (exit {proc.returncode}) before {what}: {err.decode()[-3000:]} {out.decode()[-1500:]}")
         time.sleep(0.02)
     pytest.fail(f"timed out waiting for {what}")
 
@@ -96,8 +99,9 @@ def start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
 
 
 def kill(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=60)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
 
 
 def task_state(dc: ClusterClient, task_id: str) -> dict[str, Any]:
@@ -120,7 +124,7 @@ def test_kill9_reattaches_to_tasks_and_reruns_only_unfinished_partitions(tmp_pat
     proc = start(args, env)
     try:
         r = wait_for(lambda: (lambda rs: rs if sum(s == "done" for s, _ in rs.values()) == 1 and any(s == "running" for s, _ in rs.values()) else None)(rows(state)),
-                     "one partition done and the next one running")
+                     "one partition done and the next one running", proc=proc)
     finally:
         kill(proc)
     running = next(t for s, t in r.values() if s == "running")
@@ -131,9 +135,11 @@ def test_kill9_reattaches_to_tasks_and_reruns_only_unfinished_partitions(tmp_pat
     proc = start(args, env)
     try:
         r2 = wait_for(lambda: (lambda rs: rs if sum(s == "done" for s, _ in rs.values()) == 2 and any(s == "running" for s, _ in rs.values()) else None)(rows(state)),
-                      "two partitions done and the third running")
+                      "two partitions done and the third running", proc=proc)
     finally:
         kill(proc)
+    run2_err = " ".join(proc.stderr.read().decode().split())
+    assert f"re-attached to task {running} (finished, reading its result)" in run2_err
     third = next(t for s, t in r2.values() if s == "running")
     assert third != running
     assert task_state(dc, third)["completed"] is False  # still running when run 3 starts

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import sys
 
-import click
+from typing import Any
+
 import typer
 from typer.core import TyperGroup
 
 from .. import __version__
-from ..errors import RemoteReindexError
+from ..errors import RemoteReindexError, UsageError
+
+try:  # recent typer versions carry their own copy of click: its errors are other classes
+    from typer._click.exceptions import UsageError as _TyperClickUsageError
+except ImportError:  # pragma: no cover - older typer uses click itself
+    _TyperClickUsageError = click.UsageError
 from . import bundle, ca, demo, run, sandbox, settings, verify
 from .common import err, fail
 
@@ -19,10 +25,22 @@ COMMAND_ORDER = ("ca", "bundle", "settings", "lint-settings", "run", "verify", "
 
 
 class GuideOrderGroup(TyperGroup):
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx: Any) -> list[str]:  # typer vendors click: no direct import
         names = list(self.commands)
         rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
         return sorted(names, key=lambda n: rank.get(n, len(rank)))
+
+    def invoke(self, ctx: click.Context) -> object:
+        """Flag mistakes click catches (unknown option, value out of range, not a number)
+        get the same two lines as every other bad input, instead of a usage panel."""
+        try:
+            return super().invoke(ctx)
+        except (click.UsageError, _TyperClickUsageError) as exc:
+            if exc.ctx is not None and exc.ctx is not ctx:
+                where = exc.ctx.command_path
+            else:
+                where = " ".join(x for x in (ctx.command_path, ctx.invoked_subcommand) if x)
+            fail(UsageError(exc.format_message().replace("\n", " ").strip(), f"Run '{where} --help' to see what it takes."))
 
 
 app = typer.Typer(

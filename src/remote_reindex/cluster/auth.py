@@ -81,9 +81,10 @@ def resolve_auth(
     """Build ``Auth`` from CLI options. Secrets come from env vars, files or a prompt,
     never from process arguments."""
     label = f"{who} " if who else ""
+    flag = f"--{who}-" if who else "--"  # the options as the user typed them: --dest-user, --user
     given = [x for x in (user, api_key_env, bearer_env) if x]
     if len(given) > 1:
-        raise UsageError(f"choose one {label}authentication: --user, --api-key-env or --bearer-env", "Pass only one of them.")
+        raise UsageError(f"choose one {label}authentication: {flag}user, {flag}api-key-env or {flag}bearer-env", "Pass only one of them.")
     if api_key_env:
         return Auth.api_key(_from_env(api_key_env, "API key"))
     if bearer_env:
@@ -97,7 +98,7 @@ def resolve_auth(
             return Auth.basic(user, _from_file(password_file))
         if prompt:
             return Auth.basic(user, getpass.getpass(f"{label}password for {user}: "))
-        raise UsageError(f"{label}user {user!r} given without a password", "Add --password-env VAR or --password-file FILE.")
+        raise UsageError(f"{label}user {user!r} given without a password", f"Add {flag}password-env VAR or {flag}password-file FILE.")
     if password_env or password_file:
-        raise UsageError(f"{label}password given without a user", "Add --user NAME.")
+        raise UsageError(f"{label}password given without a user", f"Add {flag}user NAME.")
     return Auth()

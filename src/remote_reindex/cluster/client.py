@@ -200,9 +200,11 @@ def normalize_url(url: str) -> str:
     if not parts.hostname:
         raise UsageError(f"URL has no host: {url!r}", "Write it as https://HOST:PORT.")
     try:
-        parts.port
+        port = parts.port
     except ValueError:
-        raise UsageError(f"URL has an invalid port: {url!r}", "Write it as https://HOST:PORT with a numeric port.") from None
+        raise UsageError(f"URL has an invalid port: {url!r}", "Write it as https://HOST:PORT with a port from 1 to 65535.") from None
+    if port == 0:
+        raise UsageError(f"URL has an invalid port: {url!r}", "Write it as https://HOST:PORT with a port from 1 to 65535.")
     return url.rstrip("/")
 
 

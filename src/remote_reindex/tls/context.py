@@ -45,6 +45,11 @@ def load_certificates(path: str | Path) -> list[x509.Certificate]:
     except PermissionError:
         raise UsageError(f"CA file is not readable: {p}", "Check the file's permissions.") from None
     blocks = pem_blocks(data)
+    if not blocks and b"PRIVATE KEY-----" in data:
+        raise UsageError(
+            f"{p} holds a private key, not a CA certificate",
+            "Give the CA's certificate ('-----BEGIN CERTIFICATE-----'; 'remote-reindex ca fetch HOST:PORT -o ca.pem' writes it), never a key.",
+        )
     if not blocks:
         raise UsageError(
             f"no PEM certificate in {p}",

@@ -12,9 +12,9 @@ Sort order per flavor:
   read there uses at least one slice per shard (a slice never spans two shards when
   ``max >= shards``), and data streams (several indices) use scroll.
 
-Hot path: responses are parsed once with orjson (limited by ``filter_path`` to what we
-use) and each ``_source`` is re-serialized with ``orjson.dumps`` into the bytes that go
-into the bulk body (see bench/ for the measurement).
+Hot path: responses (limited by ``filter_path`` to what we use) are decoded with msgspec
+into typed structs, each ``_source`` kept as the raw bytes the source sent, which go into
+the bulk body as they are (``pages.py``; see bench/README.md for the measurement).
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping
 from urllib.parse import quote
 
-import orjson
 
 from ...cluster import ClusterClient, ClusterInfo
 from ...errors import ClusterError, ConnectError, TimeoutError_, TLSError, UsageError
 from .docs import Doc, Page, SliceCursor
+from .pages import SearchPage, decode_search
 
 _HIT_FIELDS = "hits.hits._id,hits.hits._index,hits.hits._source,hits.hits._routing,hits.hits._version,hits.hits.sort"
 _PIT_FILTER = f"pit_id,_shards.failed,_shards.failures,timed_out,{_HIT_FIELDS}"
@@ -328,11 +328,11 @@ class IndexReader:
             except ConnectError:
                 pass
 
-    def _search(self, method: str, path: str, body: Mapping[str, Any], filter_path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def _search(self, method: str, path: str, body: Mapping[str, Any], filter_path: str, params: Mapping[str, Any] | None = None) -> SearchPage:
         resp = self.client.request(method, path, body=body, params={**(params or {}), "filter_path": filter_path})
         if resp.status != 200:
             raise self.client.error_for(resp, f"search {self.index}")
-        data = orjson.loads(resp.data) if resp.data else {}
+        data = decode_search(resp.data)  # the hits' _source stay raw bytes (see pages.py)
         shards = data.get("_shards") or {}
         if shards.get("failed"):
             # Partial results would silently lose documents: treat as an error (retried).
@@ -346,23 +346,8 @@ class IndexReader:
             raise ClusterError(f"search {self.index} timed out on {self.client.host_port}", "Check the source cluster's load.", status=504)
         return data
 
-    def _docs(self, data: Mapping[str, Any]) -> list[Doc]:
-        hits = (data.get("hits") or {}).get("hits") or []
-        dumps = orjson.dumps
-        docs = []
-        for h in hits:
-            src = h.get("_source")
-            docs.append(Doc(
-                id=h["_id"],
-                # an exact-size copy: orjson's result keeps its growth buffer (~3x the
-                # JSON for 1 KB documents), and thousands of these wait in batches
-                source=bytes(memoryview(dumps(src))) if src is not None else b"{}",
-                routing=h.get("_routing"),
-                version=h.get("_version"),
-                sort=h.get("sort"),
-                index=h.get("_index", ""),
-            ))
-        return docs
+    def _docs(self, data: SearchPage) -> list[Doc]:
+        return data.docs()
 
     def _with_retries(self, fn: Callable[[], Any], what: str, *, in_place: Callable[[Exception], bool] | None = None) -> Any:
         """Run ``fn``, retrying with backoff while the failure is transient (see

@@ -341,10 +341,10 @@ def copy(body: ReindexBody, dest: ClusterClient, options: ServerOptions, progres
 
         plans = [_plan_index(src, info, body, options, progress) for info in infos]
         for p in plans:
-            state = dest_index_state(dest, p.dest_index)
-            p.dest_exists, p.dest_docs = state.exists, state.docs
-            if state.exists and state.docs:
-                notes.append(f"{p.dest_index} already holds {state.docs:,} documents on the destination (op_type {body.op_type}: existing ids are {'overwritten' if body.op_type == 'index' else 'kept, counted as conflicts'})")
+            dstate = dest_index_state(dest, p.dest_index)
+            p.dest_exists, p.dest_docs = dstate.exists, dstate.docs
+            if dstate.exists and dstate.docs:
+                notes.append(f"{p.dest_index} already holds {dstate.docs:,} documents on the destination (op_type {body.op_type}: existing ids are {'overwritten' if body.op_type == 'index' else 'kept, counted as conflicts'})")
 
         if options.plan_only:
             return {"engine": "server", "source": src_info.label() if src_info else None, "destination": dest_info.label(),
