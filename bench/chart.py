@@ -24,6 +24,8 @@ def main() -> None:
             extra.append(f"CPU {r['cpu_s']:.1f}s")
         if r.get("rss_mb") is not None:
             extra.append(f"RSS {r['rss_mb']:.0f}MB")
+        if r.get("equal") is False:
+            extra.append("COPY NOT EQUAL")
         labels.append(r["method"] + ("\n" + ", ".join(extra) if extra else ""))
         rates.append(r["docs_per_s"])
         colors.append("#9e9e9e" if r["kind"] == "ceiling" else "#1f77b4" if r["kind"] == "ours" else "#ff7f0e" if r["kind"] == "server" else "#7f7f7f")

@@ -163,7 +163,7 @@ def check(src: ClusterClient, dst: ClusterClient, name: str, docs: int, mode: st
         r = result["indices"][0]
         different = r.get("different") or []
         why = first_difference(src, dst, name, different[0]) if different else ""
-        return (f"NOT EQUAL: {len(r.get('missing') or [])} missing, {len(r.get('extra') or [])} extra, "
+        return (f"NOT EQUAL: {r.get('missing_count', len(r.get('missing') or []))} missing, {r.get('extra_count', len(r.get('extra') or []))} extra, "
                 f"{r.get('different_count', len(different))} different{'; e.g. ' + why if why else ''}"), False
     return "count+" + ("sample 1000" if mode == "sample" else "all digests"), True
 

@@ -127,3 +127,33 @@ def test_proxy_forwards_then_cuts_mid_answer(streaming_server: int) -> None:
 def test_proxy_refuses_non_loopback_targets() -> None:
     with pytest.raises(ValueError):
         TcpProxy(9200, "10.0.0.1")
+
+
+def test_an_unreachable_destination_stops_the_job_at_the_deadline_without_dead_letters(tmp_path) -> None:
+    """A real refused connection (a loopback port nobody listens on): the batch is retried
+    until the outage deadline, then the job stops with one clear line; the documents are
+    fine, so none is dead-lettered."""
+    import time
+
+    from remote_reindex.cluster import ClusterClient
+    from remote_reindex.engines.client.bulk import BatchBuilder, WriteSpec
+    from remote_reindex.engines.client.docs import Doc
+    from remote_reindex.engines.client.sink import AdaptiveLimit, BulkSink, DeadLetter
+
+    with socket.socket() as s:  # a port that was free a moment ago: refused now
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    spec = WriteSpec("books")
+    builder = BatchBuilder(spec, 1 << 20, 10)
+    builder.add(Doc("1", b'{"a":1}'))
+    batch = builder.flush()
+    dead = DeadLetter(tmp_path / "dead.ndjson")
+    with ClusterClient(f"http://127.0.0.1:{port}", connect_timeout=1) as dest:
+        sink = BulkSink(dest, spec, src_index="books", limit=AdaptiveLimit(2), dead_letter=dead, outage_deadline=1.5)
+        started = time.monotonic()
+        with pytest.raises(ConnectError) as info:
+            sink.write(batch)
+    assert 1.5 <= time.monotonic() - started < 15
+    assert info.value.message == f"the destination stayed unreachable for 2 s while writing books: connection refused by http://127.0.0.1:{port}"
+    assert info.value.cause == "connection_refused"
+    assert not (tmp_path / "dead.ndjson").exists()

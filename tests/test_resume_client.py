@@ -223,6 +223,7 @@ def test_kill9_scroll_slices_replay_from_their_start(tmp_path, source, destinati
     assert "scroll cannot rewind" in " ".join(last.stderr.split())
     assert count(dst, "resume-scroll") == SRC_DOCS
     assert verify_equal(body, destination, source, env)["equal"] is True
+    src.request("DELETE", "/_search/scroll/_all")  # the killed runs' scrolls would live on for their keep-alive
 
 
 # -- the point in time expired meanwhile -----------------------------------------------
@@ -255,6 +256,7 @@ def wait_until_pit_gone(c: ClusterClient, pit_id: str, timeout: float = 180) -> 
     """Until the source holds no search context on the index (the keep-alive ran out and the
     reaper freed them), then a search on the PIT must fail. Polling the PIT itself would
     keep it alive (every use restarts its keep-alive)."""
+    c.request("DELETE", "/_search/scroll/_all")  # scroll contexts other tests' killed runs left behind
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         stats = c.call("GET", f"/{SRC_INDEX}/_stats/search")

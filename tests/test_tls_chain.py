@@ -207,7 +207,7 @@ def test_fetch_from_file_without_certificate(tmp_path):
     key.write_bytes(trustme.CA().private_key_pem.bytes())
     result = fetch("--from-file", str(key), "-o", str(tmp_path / "out.pem"))
     assert result.exit_code == 2
-    assert result.stderr.splitlines()[0] == f"error: no PEM certificate in {key}"
+    assert result.stderr.splitlines()[0] == f"error: {key} holds a private key, not a CA certificate"
     assert not (tmp_path / "out.pem").exists()
 
 

@@ -265,7 +265,7 @@ def test_check_ca_file_is_a_private_key(tmp_path):
     key = tmp_path / "key.pem"
     key.write_bytes(trustme.CA().private_key_pem.bytes())
     code, lines = _bad(["https://localhost:9200", "--ca", str(key)])
-    assert (code, lines[0]) == (2, f"error: no PEM certificate in {key}")
+    assert (code, lines[0]) == (2, f"error: {key} holds a private key, not a CA certificate")
 
 
 def test_check_https_without_ca():

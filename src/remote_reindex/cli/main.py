@@ -13,9 +13,9 @@ from .. import __version__
 from ..errors import RemoteReindexError, UsageError
 
 try:  # recent typer versions carry their own copy of click: its errors are other classes
-    from typer._click.exceptions import UsageError as _TyperClickUsageError
+    from typer._click.exceptions import UsageError as _ClickUsageError
 except ImportError:  # pragma: no cover - older typer uses click itself
-    _TyperClickUsageError = click.UsageError
+    from click.exceptions import UsageError as _ClickUsageError
 from . import bundle, ca, demo, run, sandbox, settings, verify
 from .common import err, fail
 
@@ -30,12 +30,12 @@ class GuideOrderGroup(TyperGroup):
         rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
         return sorted(names, key=lambda n: rank.get(n, len(rank)))
 
-    def invoke(self, ctx: click.Context) -> object:
+    def invoke(self, ctx: Any) -> Any:
         """Flag mistakes click catches (unknown option, value out of range, not a number)
         get the same two lines as every other bad input, instead of a usage panel."""
         try:
             return super().invoke(ctx)
-        except (click.UsageError, _TyperClickUsageError) as exc:
+        except _ClickUsageError as exc:
             if exc.ctx is not None and exc.ctx is not ctx:
                 where = exc.ctx.command_path
             else:

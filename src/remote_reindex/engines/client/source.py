@@ -75,6 +75,10 @@ class _ReadPrefix:
         self.count = 0
         self.digest = hashlib.blake2b(digest_size=16)
 
+    def reset(self) -> None:
+        """Forget the prefix: the slice will be handed out again from its start."""
+        self.__init__()  # type: ignore[misc]
+
     def add(self, docs: list[Doc]) -> None:
         for d in docs:
             self.digest.update(f"{d.index}\x00{d.id}\x00".encode())
@@ -287,7 +291,7 @@ class IndexReader:
             if not docs:
                 if check is not None and seen < skip:
                     # Shorter than what was handed out: the source changed. Hand out the whole slice again.
-                    handed_out.__init__()  # type: ignore[misc]
+                    handed_out.reset()
                     raise ScrollLost(ClusterError(f"the restarted scroll of {self.index} returned fewer documents", "", status=503))
                 return
             if check is not None:
@@ -299,7 +303,7 @@ class IndexReader:
                 if seen >= skip:
                     if check.digest() != handed_out.digest.digest():
                         # Not the same prefix: forget it and hand out the whole slice again.
-                        handed_out.__init__()  # type: ignore[misc]
+                        handed_out.reset()
                         raise ScrollLost(ClusterError(f"the restarted scroll of {self.index} returned documents in another order", "", status=503))
                     check = None
             if docs:
