@@ -16,7 +16,7 @@ copies the index once per method, each into a fresh index:
 6. espy         elasticsearch-py ``helpers.reindex`` (client line matching the source) in bench/.venv-espy
 
 Per method: docs/s, wall time, the copying process's CPU seconds and peak RSS (children:
-``os.wait4`` rusage; server-side: the destination JVM's CPU from /proc/<pid>/stat, shown
+CPU from ``os.wait4`` rusage, peak RSS from polling /proc/<pid>/status VmHWM; server-side: the destination JVM's CPU from /proc/<pid>/stat, shown
 only), the ratio to the ceiling, CPU seconds per 100,000 documents. Every copy is checked
 (count + ``remote_reindex.verify``) before its figure counts, then deleted.
 
@@ -129,17 +129,38 @@ class ChildRun:
     code: int
 
 
+def vm_hwm_mb(pid: int) -> float | None:
+    """The peak RSS of a running process's current address space (VmHWM)."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 def run_child(cmd: list[str], env: dict[str, str], workdir: Path) -> ChildRun:
-    """Run one copier as a direct child; its CPU and peak RSS come from ``wait4`` (this
-    child only, not its own children: each copier here is a single process)."""
+    """Run one copier as a direct child: CPU from ``wait4``'s rusage (this child only; each
+    copier here is one process), peak RSS from polling its VmHWM. Not ``ru_maxrss``: the
+    kernel carries the parent's high-water mark into a child across fork/vfork + exec, so
+    a child of this (large) bench process would report the bench's own peak."""
     out_path, err_path = workdir / "child.out", workdir / "child.err"
+    peak = 0.0
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         started = time.monotonic()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=workdir)
-        _, status, usage = os.wait4(proc.pid, 0)
+        while True:
+            hwm = vm_hwm_mb(proc.pid)  # read before the reap: a zombie has no address space
+            peak = max(peak, hwm or 0.0)
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            time.sleep(0.05)
         wall = time.monotonic() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return ChildRun(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out_path.read_bytes(), err_path.read_bytes(), proc.returncode)
+    return ChildRun(wall, usage.ru_utime + usage.ru_stime, peak, out_path.read_bytes(), err_path.read_bytes(), proc.returncode)
 
 
 def redact(text: bytes, secret: str) -> str:
