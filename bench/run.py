@@ -127,18 +127,20 @@ class ChildRun:
     stdout: bytes
     stderr: bytes
     code: int
+    rss_timeline: list[float] = field(default_factory=list)  # RSS at each tenth of the run (does it grow?)
 
 
-def vm_hwm_mb(pid: int) -> float | None:
-    """The peak RSS of a running process's current address space (VmHWM)."""
+def vm_mb(pid: int) -> tuple[float, float] | None:
+    """(VmRSS, VmHWM) of a running process's current address space, in MB."""
+    found: dict[str, float] = {}
     try:
         with open(f"/proc/{pid}/status") as fh:
             for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    found[line[:5]] = int(line.split()[1]) / 1024
     except OSError:
-        pass
-    return None
+        return None
+    return (found["VmRSS"], found["VmHWM"]) if len(found) == 2 else None
 
 
 def run_child(cmd: list[str], env: dict[str, str], workdir: Path) -> ChildRun:
@@ -148,19 +150,23 @@ def run_child(cmd: list[str], env: dict[str, str], workdir: Path) -> ChildRun:
     a child of this (large) bench process would report the bench's own peak."""
     out_path, err_path = workdir / "child.out", workdir / "child.err"
     peak = 0.0
+    samples: list[tuple[float, float]] = []
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         started = time.monotonic()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=workdir)
         while True:
-            hwm = vm_hwm_mb(proc.pid)  # read before the reap: a zombie has no address space
-            peak = max(peak, hwm or 0.0)
+            vm = vm_mb(proc.pid)  # read before the reap: a zombie has no address space
+            if vm is not None:
+                samples.append((time.monotonic() - started, vm[0]))
+                peak = max(peak, vm[1])
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
             time.sleep(0.05)
         wall = time.monotonic() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return ChildRun(wall, usage.ru_utime + usage.ru_stime, peak, out_path.read_bytes(), err_path.read_bytes(), proc.returncode)
+    timeline = [round(next((rss for t, rss in samples if t >= wall * k / 10), samples[-1][1] if samples else 0.0)) for k in range(1, 11)]
+    return ChildRun(wall, usage.ru_utime + usage.ru_stime, peak, out_path.read_bytes(), err_path.read_bytes(), proc.returncode, timeline)
 
 
 def redact(text: bytes, secret: str) -> str:
@@ -223,7 +229,7 @@ def bench_client(sb: Sandbox, password: str, workdir: Path, docs: int, extra_arg
     if summary.get("created") != docs:
         raise SystemExit(f"client engine created {summary.get('created')} of {docs}: {redact(r.stdout, password)}")
     return Row("our client engine", "ours", docs, r.wall_s, r.cpu_s, r.rss_mb, dcpu.used,
-               extra={"retries": summary.get("retries"), "args": " ".join(extra_args)})
+               extra={"retries": summary.get("retries"), "args": " ".join(extra_args), "rss_timeline_mb": r.rss_timeline})
 
 
 def ensure_elasticdump(progress: Callable[[str], None]) -> Path:
@@ -447,6 +453,9 @@ def main() -> int:
         checks = goals(rows)
         for g in checks:
             print(f"goal: {g['goal']}: {g['value']} -> {'PASS' if g['pass'] else 'FAIL'}")
+        for r in rows:
+            if r.extra.get("rss_timeline_mb"):
+                print(f"{r.method}: RSS at each tenth of the copy (MB): {r.extra['rss_timeline_mb']}")
         mach = machine()
         print(f"machine: {mach['nproc']} cores ({mach['cpu_model']}), {mach['mem_gib']} GiB; load average before / after: "
               f"{load_before[0]:.1f} / {os.getloadavg()[0]:.1f}")
