@@ -159,8 +159,9 @@ def verify_equal(body: Path, destination, source, env: dict[str, str]) -> dict[s
 
 def assert_no_secret(state: Path, password: str) -> None:
     assert stat.S_IMODE(state.stat().st_mode) == 0o600
-    for f in (state, Path(f"{state}-wal")):
+    for f in (state, Path(f"{state}-wal"), Path(f"{state}-shm")):
         if f.exists():
+            assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
             assert password.encode() not in f.read_bytes(), f"password found in {f}"
 
 

@@ -103,10 +103,11 @@ class StateStore:
                 raise UsageError(f"state file {self.path} has schema {row[0]}, this version uses {SCHEMA_VERSION}", "Finish the job with the version that started it, or delete the state file to start over.")
         except sqlite3.DatabaseError as exc:
             raise UsageError(f"state file {self.path} is not a remote-reindex state file or is corrupted ({exc})", "Delete it to start the job over, or give another --state file.") from None
-        try:
-            os.chmod(self.path, 0o600)
-        except OSError:
-            pass
+        for f in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):  # SQLite's side files hold the same data
+            try:
+                os.chmod(f, 0o600)
+            except OSError:
+                pass
 
     def close(self) -> None:
         with self._lock:
