@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
@@ -61,6 +62,12 @@ def pytest_configure(config: pytest.Config) -> None:
             raise KeyboardInterrupt(f"signal {signum}")
 
         signal.signal(signal.SIGTERM, _interrupt)
+    # Job state files (run's default --state) go to a folder of this session, inherited by
+    # the CLI subprocesses: runs of one test never look like an earlier, finished job, and
+    # nothing is left in the user's ~/.local/state.
+    state_home = Path(tempfile.mkdtemp(prefix="rr-test-state-"))
+    os.environ["XDG_STATE_HOME"] = str(state_home)
+    config.add_cleanup(lambda: shutil.rmtree(state_home, ignore_errors=True))
 
 
 @pytest.fixture(scope="session")
