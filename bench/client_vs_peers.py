@@ -11,7 +11,7 @@ source's mappings and settings:
    (the best any copier can do on this machine);
 2. server-side ``POST _reindex`` from remote, one stream, ``size`` 5000;
 3. the client engine, as a child process (``remote-reindex run --engine client``), with
-   its CPU seconds and peak RSS from ``os.wait4``'s rusage;
+   its CPU seconds (``os.wait4``) and peak RSS (its VmHWM, polled);
 4. the hot path alone: orjson parse of search pages + re-serialising each ``_source``.
 
 Prints docs/s and ratios to the ceiling. Only compare figures within one run: other
@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import run_child  # noqa: E402
 
 from remote_reindex.bundle import build_bundle
 from remote_reindex.cluster import ClusterClient
@@ -106,20 +108,16 @@ def bench_client(sandbox: Sandbox, src: ClusterClient, dst: ClusterClient, docs:
     cmd = [sys.executable, "-m", "remote_reindex.cli.main", "run", str(body_file), "--dest", sandbox.destination.url,
            "--engine", "client", "--source-ca", str(sandbox.source.ca_file), "--json", *extra]
     env = {**os.environ, "BENCH_SOURCE_PASSWORD": password}
-    started = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    out, err_ = b"", b""
-    # wait4 gives this child's own rusage (CPU and peak RSS), not the whole process tree's
-    _, status, usage = os.wait4(proc.pid, 0)
-    took = time.monotonic() - started
-    out = proc.stdout.read() if proc.stdout else b""
-    err_ = proc.stderr.read() if proc.stderr else b""
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"client engine failed ({proc.returncode}): {err_.decode()[-2000:]}")
+    # peak RSS polled from the child's VmHWM: ru_maxrss would carry this process's own
+    # high-water mark (the ceiling's bodies) into the child across fork + exec
+    r = run_child(cmd, env, workdir)
+    took, out, err_ = r.wall_s, r.stdout, r.stderr
+    if r.code != 0:
+        raise SystemExit(f"client engine failed ({r.code}): {err_.decode()[-2000:]}")
+    usage_cpu, usage_rss = r.cpu_s, r.rss_mb
     summary = orjson.loads(out)
     assert summary["created"] == docs, summary
-    return {"took": took, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024, "retries": summary["retries"]}
+    return {"took": took, "cpu": usage_cpu, "rss_mb": usage_rss, "retries": summary["retries"]}
 
 
 def bench_hot_path(src: ClusterClient, pages: int = 20, size: int = 1000) -> dict[str, float]:

@@ -15,10 +15,11 @@ copies the index once per method, each into a fresh index:
 5. elasticdump  elasticdump 6.125.1 (npm, installed into bench/.node), ``NODE_EXTRA_CA_CERTS``
 6. espy         elasticsearch-py ``helpers.reindex`` (client line matching the source) in bench/.venv-espy
 
-Per method: docs/s, wall time, the copying process's CPU seconds and peak RSS (children:
-CPU from ``os.wait4`` rusage, peak RSS from polling /proc/<pid>/status VmHWM; server-side: the destination JVM's CPU from /proc/<pid>/stat, shown
-only), the ratio to the ceiling, CPU seconds per 100,000 documents. Every copy is checked
-(count + ``remote_reindex.verify``) before its figure counts, then deleted.
+Per method: docs/s, wall time, the copying process's CPU seconds (``os.wait4`` rusage)
+and peak RSS (its VmHWM, polled), the ratio to the ceiling, CPU seconds per 100,000
+documents, and the destination JVM's CPU during the copy (/proc/<pid>/stat; for the
+server-side methods the only CPU figure, shown only). Every copy is checked (count +
+``remote_reindex.verify``); an unequal copy is marked NOT EQUAL; each copy is deleted after.
 
 Writes a table to the terminal, bench/results/run-<docs>-<time>.json and a PNG next to it
 (matplotlib, in bench/.venv-espy; ``--png`` copies it elsewhere, e.g. docs/bench/).

@@ -93,10 +93,40 @@ def check_local_inputs(source_ca: Optional[str], transform: Optional[str], state
         raise UsageError(f"--state {state_file} is a directory", "Give a file name for the job's state, e.g. --state job.sqlite.")
 
 
+def check_engine_options(engine: str, client_only: list[str], server_only: list[str], has_script: bool = False) -> tuple[str, str | None]:
+    """The engine the options allow, before anything connects: client-only options
+    (--read-mode, --bulk-mb, --dead-letter, --transform) need the client engine,
+    server-only ones (--partitions, --partition-field, --requests-per-second) and a body
+    'script' need the server engine. ``--engine auto`` follows them and says why."""
+    if client_only and server_only:
+        raise UsageError(f"{', '.join(client_only)} (client engine) and {', '.join(server_only)} (server engine) cannot be combined",
+                         "Keep the options of one engine: drop one of them.")
+    if has_script and client_only:
+        raise UsageError(f"the body's 'script' needs the server engine, but {', '.join(client_only)} needs the client engine",
+                         "Drop 'script' from the body and do the change with --transform module:function, or drop " + ", ".join(client_only) + ".")
+    if engine == "server" and client_only:
+        raise UsageError(f"{', '.join(client_only)} only work{'s' if len(client_only) == 1 else ''} with the client engine, but --engine server was given",
+                         f"Use --engine client (or auto), or drop {', '.join(client_only)}.")
+    if engine == "client" and server_only:
+        raise UsageError(f"{', '.join(server_only)} only work{'s' if len(server_only) == 1 else ''} with the server engine, but --engine client was given",
+                         f"Use --engine server (or auto), or drop {', '.join(server_only)}.")
+    if engine == "client" and has_script:
+        raise UsageError("the body's 'script' runs on the destination (server engine); the client engine cannot run it",
+                         "Use --engine server (or auto), or drop 'script' and give --transform module:function (a Python function called per document) with --engine client.")
+    if engine == "auto":
+        if client_only:
+            return "client", f"{', '.join(client_only)} {'is a client-engine option' if len(client_only) == 1 else 'are client-engine options'}"
+        if server_only:
+            return "server", f"{', '.join(server_only)} {'is a server-engine option' if len(server_only) == 1 else 'are server-engine options'}"
+        if has_script:
+            return "server", "the body has a 'script', which only the destination can run"
+    return engine, None
+
+
 def run_cmd(
     body_file: Optional[str] = typer.Argument(None, metavar="[BODY_FILE|-]", help="The guide's _reindex body (JSON) with source.remote; '-' reads standard input. ${VAR} is expanded from the environment."),
     dest: Optional[str] = typer.Option(None, "--dest", help="Destination cluster URL, e.g. https://dest:9200."),
-    engine: str = typer.Option("auto", "--engine", help="server: the destination pulls with its own _reindex; client: this machine reads and writes; auto: server when the destination can pull, else client."),
+    engine: str = typer.Option("auto", "--engine", help="server: the destination pulls with its own _reindex; client: this machine reads and writes; auto: server when the destination can pull, else client. Engine-specific options decide auto: --read-mode, --bulk-mb, --dead-letter, --transform pick the client engine, --partitions, --partition-field, --requests-per-second (and a body 'script') the server engine; given with the other --engine they are an error."),
     source_ca: Optional[str] = typer.Option(None, "--source-ca", help="CA file (PEM) for the source as seen from here; wins over REQUESTS_CA_BUNDLE/SSL_CERT_FILE."),
     source_insecure: bool = typer.Option(False, "--source-insecure", help="Do not verify the source's certificate (prints a warning)."),
     dest_ca: Optional[str] = typer.Option(None, "--dest-ca", help="CA file (PEM) for the destination."),
@@ -107,9 +137,9 @@ def run_cmd(
     dest_api_key_env: Optional[str] = typer.Option(None, "--dest-api-key-env", metavar="VAR", help="Environment variable holding a destination API key."),
     dest_bearer_env: Optional[str] = typer.Option(None, "--dest-bearer-env", metavar="VAR", help="Environment variable holding a destination bearer token."),
     parallel: Optional[int] = typer.Option(None, "--parallel", min=1, max=256, help="Client: slices read at once (default: the source's shard count). Server: tasks at once."),
-    read_mode: str = typer.Option("auto", "--read-mode", help="Client engine read path: pit (point in time + search_after), scroll (sliced scroll), auto."),
+    read_mode: Optional[str] = typer.Option(None, "--read-mode", help="Client engine read path: pit (point in time + search_after), scroll (sliced scroll), auto (the default)."),
     transform: Optional[str] = typer.Option(None, "--transform", metavar="MODULE:FUNCTION", help="Client engine: a Python function called per document (instead of 'script')."),
-    bulk_mb: float = typer.Option(8.0, "--bulk-mb", min=0.1, max=100.0, help="Client engine: _bulk request size in MB."),
+    bulk_mb: Optional[float] = typer.Option(None, "--bulk-mb", min=0.1, max=100.0, help="Client engine: _bulk request size in MB (default 8)."),
     dead_letter: Optional[str] = typer.Option(None, "--dead-letter", metavar="FILE", help="Client engine: NDJSON file for documents the destination rejects."),
     partitions: int = typer.Option(1, "--partitions", min=1, max=64, help="Server engine: split each index into K query-range partitions run as parallel tasks."),
     partition_field: Optional[str] = typer.Option(None, "--partition-field", help="Server engine: numeric or date field to partition on (default: chosen from the mapping)."),
@@ -132,16 +162,23 @@ def run_cmd(
     try:
         if engine not in ENGINES:
             raise UsageError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}", "Use --engine server, --engine client or --engine auto.")
-        if read_mode not in READ_MODES:
+        if read_mode is not None and read_mode not in READ_MODES:
             raise UsageError(f"--read-mode must be one of {', '.join(READ_MODES)}, got {read_mode!r}", "Use --read-mode pit or --read-mode scroll.")
         if not dest:
             raise UsageError("--dest is missing", "Add --dest URL of the destination cluster, e.g. --dest https://dest.example:9200.")
+        if resume and restart:
+            raise UsageError("--restart and --resume contradict each other", "Use --resume to continue the job, or --restart to copy everything again.")
+        client_only = [name for name, given in (("--read-mode", read_mode is not None), ("--bulk-mb", bulk_mb is not None),
+                                                ("--dead-letter", dead_letter is not None), ("--transform", transform is not None)) if given]
+        server_only = [name for name, given in (("--partitions", partitions > 1), ("--partition-field", partition_field is not None),
+                                                ("--requests-per-second", requests_per_second is not None)) if given]
+        engine, forced_reason = check_engine_options(engine, client_only, server_only)
         check_local_inputs(source_ca, transform, state_file)
         if source_insecure:
             warn_insecure()
         common = dict(parallel=parallel, plan_only=plan, copy_metadata=not no_metadata, include_hidden=include_hidden,
                       source_ca=source_ca, source_insecure=source_insecure)
-        client_opts = ClientOptions(**common, read_mode=read_mode, transform=transform, bulk_bytes=int(bulk_mb * 1024 * 1024), dead_letter_file=dead_letter,
+        client_opts = ClientOptions(**common, read_mode=read_mode or "auto", transform=transform, bulk_bytes=int((bulk_mb or 8.0) * 1024 * 1024), dead_letter_file=dead_letter,
                                     keep_alive=keep_alive, read_size=read_size, bulk_docs=bulk_docs)
         server_opts = ServerOptions(**common, partitions=partitions, partition_field=partition_field,
                                     requests_per_second=requests_per_second, skip_preflight=skip_preflight)
@@ -154,7 +191,11 @@ def run_cmd(
             summary = server_engine.attach(attach, dst, server_opts, progress)
         else:
             body = load_body(body_file)
-            if engine == "auto":
+            if body.script is not None:
+                engine, forced_reason = check_engine_options(engine, client_only, server_only, has_script=True)
+            if forced_reason is not None:
+                progress.message(f"engine: {engine} ({forced_reason})")
+            elif engine == "auto":
                 engine, reason = server_engine.choose_engine(body, dst, server_opts)
                 progress.message(f"engine: {engine} ({reason})")
             state = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import getpass
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,7 +98,12 @@ def resolve_auth(
         if password_file:
             return Auth.basic(user, _from_file(password_file))
         if prompt:
-            return Auth.basic(user, getpass.getpass(f"{label}password for {user}: "))
+            if not sys.stdin.isatty():  # getpass would warn, echo or read a pipe: refuse instead
+                raise UsageError(f"no {label}password for user {user} (no terminal to ask)", f"Pass {flag}password-env VAR or {flag}password-file FILE.")
+            try:
+                return Auth.basic(user, getpass.getpass(f"{label}password for {user}: "))
+            except (EOFError, KeyboardInterrupt):
+                raise UsageError(f"no {label}password for user {user} (the prompt was closed)", f"Type the password at the prompt, or pass {flag}password-env VAR or {flag}password-file FILE.") from None
         raise UsageError(f"{label}user {user!r} given without a password", f"Add {flag}password-env VAR or {flag}password-file FILE.")
     if password_env or password_file:
         raise UsageError(f"{label}password given without a user", f"Add {flag}user NAME.")

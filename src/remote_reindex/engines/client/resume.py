@@ -10,7 +10,10 @@ Rules (the same for every index):
   current ones: equal -> a new PIT and read on after the saved position (exact); different
   -> the slice is read again from its start (safe: writes are idempotent by ``_id``);
 - scroll: a scroll cannot be rewound, so an unfinished scroll slice is read again from
-  its start.
+  its start;
+- a slice in which the destination rejected documents (dead-lettered, ``failed`` > 0) is
+  read again from its start, finished or not: its cursor moved past documents that are
+  not on the destination, and a re-run must send them again.
 
 A replayed document may already be on the destination: the ones between the last saved
 cursor and what had been sent (``submitted``), or the whole slice when it starts over.
@@ -84,6 +87,7 @@ class ResumePlan:
     prior: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
     prior_docs: int = 0  # acknowledged by earlier runs and kept (not replayed)
     replayed_slices: int = 0
+    rejected_slices: int = 0  # read again because an earlier run had documents rejected in them
 
     @property
     def resumed(self) -> bool:
@@ -132,7 +136,14 @@ def plan_resume(
         row = rows.get(slice_part(slice_id))
         pos = row.position if row else {}
         counts = {k: int((pos.get("counts") or {}).get(k, 0)) for k in COUNTERS}
-        if row is not None and row.status == "done":
+        if row is not None and counts["failed"]:
+            # documents of this slice were rejected (dead-lettered): they are not on the
+            # destination, so the slice is read again from its start (writes are idempotent by
+            # _id; what an earlier run wrote counts as already copied)
+            plan.cursors.append(_fresh(index, slice_id, slice_max, saved_mode, replay_left=max(int(pos.get("submitted") or 0), row.docs_done)))
+            plan.replayed_slices += 1
+            plan.rejected_slices += 1
+        elif row is not None and row.status == "done":
             c = SliceCursor(index, slice_id, slice_max, saved_mode, docs_done=row.docs_done, finished=True,
                             submitted=int(pos.get("submitted") or row.docs_done), counts=counts)
             plan.cursors.append(c)
