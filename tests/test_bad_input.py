@@ -72,14 +72,14 @@ VERIFY = ["verify", "{body}", "--dest", "{dest}"]
 
 CASES = [
     # -- the body -------------------------------------------------------------------------
-    Case("body-not-json", RUN, "body file {tmp}/body.json is not valid JSON: unexpected character: line 1 column 2 (char 1)",
-         "Check the JSON syntax (quotes, commas, braces).", body="{not json"),
+    Case("body-not-json", RUN, "body file {tmp}/body.json is not valid JSON (line 1, column 2)",
+         "Check the JSON syntax there (quotes, commas, braces).", body="{not json"),
     Case("body-a-list", RUN, "body file {tmp}/body.json must be a JSON object", 'Give the _reindex body: {"source": {...}, "dest": {...}}.', body="[1, 2]"),
     Case("body-no-source", RUN, "body file {tmp}/body.json has no 'source' object",
          'Add "source": {"remote": {"host": "https://HOST:PORT", ...}, "index": "NAME"}.', body=drop("source")),
     Case("body-no-dest", RUN, "body file {tmp}/body.json has no 'dest' object", 'Add "dest": {"index": "NAME"}.', body=drop("dest")),
-    Case("body-script", RUN, "'script' is not supported: the source's scripts cannot run here and the test distributions have no scripting",
-         "Use --transform module:function (a Python function called per document) with --engine client.",
+    Case("body-script-client", CLIENT, "the body's 'script' runs on the destination (server engine); the client engine cannot run it",
+         "Use --engine server (or auto), or drop 'script' and give --transform module:function (a Python function called per document) with --engine client.",
          body=set_in("script", {"source": "ctx._source.x = 1"})),
     Case("body-slice", RUN, "'source.slice' cannot be used with a remote source (remote reindex cannot slice)",
          "Use --parallel N with --engine client, or --partitions K with --engine server.", body=set_in("source.slice", {"id": 0, "max": 2})),
@@ -163,8 +163,8 @@ CASES = [
     Case("state-is-a-directory", CLIENT + ["--state", "{tmp}/adir"], "--state {tmp}/adir is a directory",
          "Give a file name for the job's state, e.g. --state job.sqlite."),
     # -- verify: the same mistakes ------------------------------------------------------------------
-    Case("verify-body-not-json", VERIFY, "body file {tmp}/body.json is not valid JSON: unexpected character: line 1 column 2 (char 1)",
-         "Check the JSON syntax (quotes, commas, braces).", body="{not json"),
+    Case("verify-body-not-json", VERIFY, "body file {tmp}/body.json is not valid JSON (line 1, column 2)",
+         "Check the JSON syntax there (quotes, commas, braces).", body="{not json"),
     Case("verify-dest-missing", ["verify", "{body}"], "--dest is missing", "Add --dest URL of the destination cluster, e.g. --dest https://dest.example:9200."),
     Case("verify-dest-without-scheme", ["verify", "{body}", "--dest", "localhost:9200"], "URL has no scheme: 'localhost:9200'",
          "Write it as https://HOST:PORT (or http:// for a plain-HTTP cluster)."),
@@ -261,7 +261,7 @@ def test_the_real_binary_prints_two_lines_and_no_traceback(workdir: Path, good_b
     env = {**os.environ}
     for argv, first in (
         (["run", "body.json", "--dest", destination.url, "--parallel", "0"], "error: Invalid value for '--parallel': Input should be greater than or equal to 1"),
-        (["run", "body.json", "--dest", destination.url, "--engine", "client"], "error: 'script' is not supported: the source's scripts cannot run here and the test distributions have no scripting"),
+        (["run", "body.json", "--dest", destination.url, "--engine", "client"], "error: the body's 'script' runs on the destination (server engine); the client engine cannot run it"),
     ):
         proc = subprocess.run([sys.executable, "-m", "remote_reindex.cli.main", *argv], capture_output=True, text=True, timeout=120, cwd=workdir, env=env)
         assert proc.returncode == 2, proc.stderr

@@ -74,8 +74,9 @@ def test_the_guide_step_by_step(sandbox, source, extra_destination, tmp_path: Pa
     with dest.client(timeout=120) as dc, source.client(timeout=120) as sc:
         assert docs_of(dc, "guide-products") == docs_of(sc, SAMPLE_INDEX)
 
-    # Run again: the same documents are overwritten, nothing is added.
-    r = cli("run", body, "--dest", dest.url, "--engine", "server", "--source-ca", ca, "--json", env=env)
+    # Run again with --restart (a plain re-run finds the job complete in its state file):
+    # the same documents are overwritten, nothing is added.
+    r = cli("run", body, "--dest", dest.url, "--engine", "server", "--source-ca", ca, "--json", "--restart", env=env)
     assert r.returncode == 0, r.stderr.decode()
     again = orjson.loads(r.stdout)
     assert (again["created"], again["updated"]) == (0, source.docs)

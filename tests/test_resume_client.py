@@ -35,7 +35,7 @@ pytestmark = pytest.mark.nodes
 PASSWORD_VAR = "H8_SOURCE_PASSWORD"
 SRC_INDEX = "resume-src"
 SRC_DOCS = 3000
-SLOW = ["--read-size", "100", "--bulk-docs", "25", "--parallel", "2"]  # many small acknowledged steps
+SLOW = ["--read-size", "50", "--bulk-docs", "10", "--parallel", "2"]  # many small acknowledged steps
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -120,7 +120,7 @@ def count(c: ClusterClient, index: str) -> int:
 
 
 def kill_cycles(args: list[str], state: Path, env: dict[str, str], *, min_kills: int, rng: random.Random,
-                max_delay: float = 0.4, timeout: float = 600, total: int = SRC_DOCS) -> tuple[int, subprocess.CompletedProcess]:
+                max_delay: float = 0.25, timeout: float = 600, total: int = SRC_DOCS) -> tuple[int, subprocess.CompletedProcess]:
     """Start, wait until the state shows new progress, wait a random moment, SIGKILL; again,
     until ``min_kills`` kills happened; then one run to the end. Returns (kills, last run)."""
     kills = 0

@@ -73,6 +73,7 @@ class ReindexBody:
     routing: str | None = None
     conflicts: str = "abort"
     max_docs: int | None = None
+    script: Any = None  # passed through to the destination's _reindex (server engine only; the client engine refuses it)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)  # env-expanded; holds secrets
 
     @property
@@ -108,6 +109,11 @@ def parse_remote_host(host: Any) -> tuple[str, str, int, str]:
     required, as the destination requires it."""
     if not isinstance(host, str) or not host:
         raise UsageError("source.remote.host must be a string like https://HOST:PORT", FIX_BODY)
+    netloc = host.partition("://")[2].partition("/")[0] if "://" in host else host.partition("/")[0]
+    if "@" in netloc:  # userinfo: never shown, never sent
+        shown = host.replace(netloc, netloc.rsplit("@", 1)[1], 1)
+        raise UsageError(f"source.remote.host {shown!r} has a user name or password in it (not shown)",
+                         "Remove USER:PASSWORD@ from source.remote.host and put them in source.remote.username and source.remote.password (e.g. \"${SRC_PASSWORD}\").")
     if "://" not in host:
         raise UsageError(f"source.remote.host {host!r} has no scheme", f"Write it as https://{host} (the destination needs scheme, host and port).")
     parts = urlsplit(host)
@@ -135,21 +141,24 @@ def parse_body(text: str | bytes, origin: str = "the body") -> ReindexBody:
             text = text.decode("utf-8")
         except UnicodeDecodeError:
             raise UsageError(f"{origin} is not UTF-8 text", "Give the _reindex body as a JSON file.") from None
+    text = text.removeprefix("\ufeff")  # a UTF-8 byte order mark (Windows editors write one) is not content
     if not text.strip():
         raise UsageError(f"{origin} is empty", "Give the _reindex body as JSON, e.g. {\"source\": {\"remote\": {...}, \"index\": \"...\"}, \"dest\": {\"index\": \"...\"}}.")
     expanded = _expand_env(text, origin)
     try:
         raw = orjson.loads(expanded)
     except orjson.JSONDecodeError as exc:
-        raise UsageError(f"{origin} is not valid JSON: {exc}", "Check the JSON syntax (quotes, commas, braces).") from None
+        # The position, not the parser's wording (it changes between orjson versions).
+        raise UsageError(f"{origin} is not valid JSON (line {exc.lineno}, column {exc.colno})", "Check the JSON syntax there (quotes, commas, braces).") from None
     return body_from_dict(raw, origin)
 
 
 def body_from_dict(raw: Any, origin: str = "the body") -> ReindexBody:
     if not isinstance(raw, dict):
         raise UsageError(f"{origin} must be a JSON object", "Give the _reindex body: {\"source\": {...}, \"dest\": {...}}.")
-    if "script" in raw:
-        raise UsageError("'script' is not supported: the source's scripts cannot run here and the test distributions have no scripting", "Use --transform module:function (a Python function called per document) with --engine client.")
+    script = raw.get("script")
+    if "script" in raw and not (isinstance(script, str) and script.strip() or isinstance(script, dict) and script):
+        raise UsageError(f"'script' must be a script object like {{\"source\": \"...\", \"lang\": \"painless\"}} (or a string), got {script!r}", FIX_BODY)
     _unknown(set(raw), _TOP_KEYS, "the body")
     source = raw.get("source")
     if not isinstance(source, dict):
@@ -219,6 +228,7 @@ def body_from_dict(raw: Any, origin: str = "the body") -> ReindexBody:
         routing=dest.get("routing"),
         conflicts=conflicts,
         max_docs=max_docs,
+        script=script,
         raw=raw,
     )
 
