@@ -83,8 +83,8 @@ def test_top_level_size_is_max_docs() -> None:
 
 
 @pytest.mark.parametrize("raw, message", [
-    ({"source": {"index": "a"}, "dest": {"index": "b"}, "script": {"source": "x"}},
-     "'script' is not supported: the source's scripts cannot run here and the test distributions have no scripting"),
+    ({"source": {"index": "a"}, "dest": {"index": "b"}, "script": 5},
+     "'script' must be a script object like {\"source\": \"...\", \"lang\": \"painless\"} (or a string), got 5"),
     ({"source": {"index": "a", "slice": {"id": 0, "max": 2}}, "dest": {"index": "b"}},
      "'source.slice' cannot be used with a remote source (remote reindex cannot slice)"),
     ({"source": {"index": "a"}}, "the body has no 'dest' object"),
@@ -149,3 +149,26 @@ def test_time_values() -> None:
     assert time_value_seconds("500ms", 1) == 0.5
     assert time_value_seconds("1h", 1) == 3600
     assert time_value_seconds(None, 42.0) == 42.0
+
+
+def test_script_is_kept_for_the_server_engine() -> None:
+    script = {"source": "ctx._source.x = 1", "lang": "painless"}
+    body = body_from_dict({"source": {"index": "a"}, "dest": {"index": "b"}, "script": script})
+    assert body.script == script
+    assert body.raw["script"] == script
+
+
+def test_a_utf8_bom_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Windows editors save JSON with a byte order mark; it is not part of the body."""
+    monkeypatch.setenv("SRC_PW", "pw")
+    for text in ("\ufeff" + GUIDE_BODY, ("\ufeff" + GUIDE_BODY).encode("utf-8")):
+        body = parse_body(text)
+        assert body.indices == ("my-index-000001",)
+        assert body.dest_index == "my-new-index-000001"
+
+
+def test_credentials_in_the_remote_host_are_refused_and_not_shown() -> None:
+    e = _err({"source": {"index": "a", "remote": {"host": "https://reindexer:S3cretXYZ@h:9200"}}, "dest": {"index": "b"}})
+    assert e.message == "source.remote.host 'https://h:9200' has a user name or password in it (not shown)"
+    assert e.fix == 'Remove USER:PASSWORD@ from source.remote.host and put them in source.remote.username and source.remote.password (e.g. "${SRC_PASSWORD}").'
+    assert "S3cretXYZ" not in e.message + e.fix

@@ -110,9 +110,20 @@ def test_warns_on_expired(tmp_path):
     )
     f = tmp_path / "old.pem"
     f.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    result = bundle("--ca", str(f), "-o", str(tmp_path))
+    out = tmp_path / "out"
+    out.mkdir()
+    refused = bundle("--ca", str(f), "-o", str(out))
+    assert refused.exit_code == 2
+    until = cert.not_valid_after_utc.isoformat()
+    assert refused.stderr.splitlines() == [
+        f"error: every certificate is expired (CN=old-ca expired on {until}): the destination would refuse the source",
+        "fix: Bundle the source's current CA (remote-reindex ca fetch HOST:PORT -o ca.pem), or pass --allow-expired to write it anyway.",
+    ]
+    assert list(out.iterdir()) == []
+    result = bundle("--ca", str(f), "-o", str(out), "--allow-expired")
     assert result.exit_code == 0
     assert f"warning: {f}: CN=old-ca expired on" in result.stderr
+    assert (out / "my_source_ca.zip").is_file()
 
 
 def test_der_with_flag_is_converted(tmp_path):

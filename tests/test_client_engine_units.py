@@ -168,6 +168,7 @@ def test_dead_letter_lines_hold_the_document_and_the_error(tmp_path: Path) -> No
     lines = path.read_bytes().splitlines()
     assert len(lines) == 1
     assert orjson.loads(lines[0]) == {"index": "src", "dest_index": "dst", "_id": "7", "status": 400, "error": err, "_source": {"price": "abc"}}
+    assert path.stat().st_mode & 0o777 == 0o600  # whole documents: private to the user
 
 
 # -- metadata cleaning -----------------------------------------------------------------

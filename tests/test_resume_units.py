@@ -75,3 +75,25 @@ def test_cursor_position_has_no_secret_and_round_trips() -> None:
     c = SliceCursor("i", 1, 2, "pit", context_id="P", search_after=[5], docs_done=3, submitted=4)
     pos = c.to_position()
     assert pos == {"mode": "pit", "slice_max": 2, "pit_id": "P", "search_after": [5], "submitted": 4, "counts": dict.fromkeys(COUNTERS, 0)}
+
+
+def test_slices_with_rejected_documents_are_read_again_and_not_counted_as_copied() -> None:
+    """A slice whose documents were dead-lettered moved its cursor past them: a re-run reads
+    it again from its start (done or not) and drops its old counts; the file is named."""
+    name0, r0 = row(0, docs=100, submitted=100, status="done", after=[99], created=60)
+    r0.position["counts"]["failed"] = 40
+    r0.position["dead_letter"] = "dl.ndjson"
+    name1, r1 = row(1, docs=50, submitted=50, status="done", after=[49])
+    saved = {**dict([index_row()]), name0: r0, name1: r1}
+    p = plan_resume("i", saved, mode="pit", slices=2, pit_is_alive=lambda pid: pid == "P1", current_signature=never)
+    assert (p.how, p.rejected_slices, p.rejected_docs, p.dead_letters) == ("exact", 1, 40, ["dl.ndjson"])
+    c0, c1 = p.cursors
+    assert (c0.finished, c0.search_after, c0.docs_done, c0.replay_left, c0.counts["failed"]) == (False, None, 0, 100, 0)
+    assert c1.finished and (p.prior_docs, p.prior["failed"], p.prior["created"]) == (50, 0, 50)
+
+
+def test_dead_letter_path_is_kept_in_the_saved_position() -> None:
+    c = SliceCursor("i", 0, 1, "pit")
+    assert "dead_letter" not in c.to_position()
+    c.dead_letter = "/tmp/dl.ndjson"
+    assert c.to_position()["dead_letter"] == "/tmp/dl.ndjson"

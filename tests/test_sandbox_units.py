@@ -244,3 +244,13 @@ def test_status_of_an_empty_home(tmp_path):
         assert (status["up"], status["source"], status["destination"]) == (False, None, None)
     finally:
         home.rmdir()
+
+
+def test_status_and_down_of_a_missing_home_create_nothing(tmp_path):
+    home = tmp_path / "nosuch"
+    status = subprocess.run([*CLI, "sandbox", "status", "--home", str(home)], capture_output=True, text=True)
+    assert (status.returncode, status.stdout, status.stderr) == (0, f"no sandbox in {home} (start one with 'remote-reindex sandbox up')\n", "")
+    down = subprocess.run([*CLI, "sandbox", "down", "--home", str(home)], capture_output=True, text=True)
+    assert (down.returncode, down.stdout, down.stderr) == (0, f"no sandbox in {home}: nothing to stop\n", "")
+    assert Sandbox(home).down() == 0
+    assert not home.exists()

@@ -108,3 +108,27 @@ def test_settings_output_folder_missing(tmp_path):
 def test_library_raises_usage_error():
     with pytest.raises(UsageError):
         generate_settings(["es"])
+
+
+@pytest.mark.parametrize(
+    "remote,fix",
+    [
+        ("::1:9200", "fix: Write it as [::1]:9200 (the address in brackets, then :PORT)."),
+        ("2001:db8::1:9200", "fix: Write it as [2001:db8::1]:9200 (the address in brackets, then :PORT)."),
+        ("fe80::1", "fix: Write it as [fe80::1]:PORT, e.g. [fe80::1]:9200."),
+    ],
+)
+def test_ipv6_without_brackets_gets_the_bracketed_fix(tmp_path, remote, fix):
+    result = runner.invoke(app, ["settings", "--remote", remote, "-o", str(tmp_path / "s.yml")])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [f"error: IPv6 address without brackets in '{remote}'", fix]
+
+
+@pytest.mark.parametrize("group,commands", [("ca", "fetch, check"), ("sandbox", "up, status, down, configure-destination")])
+def test_a_group_without_a_command_says_which_commands_exist(group, commands):
+    result = runner.invoke(app, [group])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"error: 'remote-reindex {group}' needs a command: {commands}",
+        f"fix: Run 'remote-reindex {group} COMMAND --help' for what one takes.",
+    ]

@@ -58,8 +58,8 @@ def test_ca_path_must_match_bundle(tmp_path):
     assert data["problems"] == [
         {"line": 3, "severity": "error", "key": "reindex.ssl.certificate_authorities", "message": "CA path 'my_source_ca/ca.crt' does not match: the bundle holds src_ca/cacert.pem", "fixed": '  - "src_ca/cacert.pem"'}
     ]
-    cloud = lint_text('reindex.ssl.certificate_authorities: "/app/config/other/cacert.pem"\n', bundle=__import__("remote_reindex.bundle", fromlist=["x"]).read_bundle(zip_path))
-    assert [(p.line, p.fixed) for p in cloud.problems] == [(1, 'reindex.ssl.certificate_authorities: "/app/config/src_ca/cacert.pem"')]
+    cloud = lint_text('reindex.remote.whitelist: ["a:9200"]\nreindex.ssl.certificate_authorities: "/app/config/other/cacert.pem"\n', bundle=__import__("remote_reindex.bundle", fromlist=["x"]).read_bundle(zip_path))
+    assert [(p.line, p.fixed) for p in cloud.problems] == [(2, 'reindex.ssl.certificate_authorities: "/app/config/src_ca/cacert.pem"')]
     good = tmp_path / "good.yml"
     good.write_text('reindex.remote.whitelist: ["a:9200"]\nreindex.ssl.certificate_authorities: ["src_ca/cacert.pem"]\n')
     ok = runner.invoke(app, ["lint-settings", str(good), "--bundle", str(zip_path)])
@@ -72,8 +72,8 @@ def test_self_managed_target_with_the_cloud_folder(tmp_path):
 
     pki = trustme_pki(tmp_path)
     zip_path = build_bundle([pki.root_file], name="src_ca", out_dir=tmp_path).zip_path
-    p = problems('reindex.ssl.certificate_authorities: ["/app/config/src_ca/cacert.pem"]\n', bundle=read_bundle(zip_path), target="self-managed")
-    assert p == [(1, "error", "CA path '/app/config/src_ca/cacert.pem' does not match: the bundle holds src_ca/cacert.pem", 'reindex.ssl.certificate_authorities: ["src_ca/cacert.pem"]')]
+    p = problems('reindex.remote.whitelist: ["a:9200"]\nreindex.ssl.certificate_authorities: ["/app/config/src_ca/cacert.pem"]\n', bundle=read_bundle(zip_path), target="self-managed")
+    assert p == [(2, "error", "CA path '/app/config/src_ca/cacert.pem' does not match: the bundle holds src_ca/cacert.pem", 'reindex.ssl.certificate_authorities: ["src_ca/cacert.pem"]')]
 
 
 def test_cloud_target_without_app_config():
@@ -166,3 +166,70 @@ def test_lint_bundle_without_pem(tmp_path):
     ok.write_text("a: 1\n")
     result = runner.invoke(app, ["lint-settings", str(ok), "--bundle", str(z)])
     assert (result.exit_code, result.stderr.splitlines()[0]) == (2, f"error: {z} does not hold exactly one FOLDER/FILE.pem (found: readme.txt)")
+
+
+# -- trial findings: what a file written for --bundle must hold, and whitelist entries --
+
+
+@pytest.fixture
+def src_bundle(tmp_path):
+    from remote_reindex.bundle import read_bundle
+
+    pki = trustme_pki(tmp_path)
+    return read_bundle(build_bundle([pki.root_file], name="src_ca", out_dir=tmp_path).zip_path)
+
+
+def test_no_whitelist_with_a_bundle_is_an_error(src_bundle):
+    p = problems('reindex.ssl.certificate_authorities: ["src_ca/cacert.pem"]\n', bundle=src_bundle, target="self-managed")
+    assert p == [(0, "error", "no reindex.remote.whitelist: the destination will refuse every remote", 'reindex.remote.whitelist: ["HOST:PORT"]')]
+
+
+def test_bundle_not_referenced_is_an_error(src_bundle):
+    p = problems('reindex.remote.whitelist: ["a:9200"]\n', bundle=src_bundle, target="self-managed")
+    assert p == [
+        (0, "error", "no reindex.ssl.certificate_authorities: the bundle (src_ca/cacert.pem) is not referenced, the destination will not trust the source", 'reindex.ssl.certificate_authorities: ["src_ca/cacert.pem"]')
+    ]
+
+
+def test_whitelist_any_host_spaces_bad_ports_and_duplicate_fixes(src_bundle):
+    text = (
+        'reindex.remote.whitelist: ["*:*", "localhost:56139 ", "LOCALHOST:56139", "localhost:0", "localhost:99999", "*"]\n'
+        'reindex.ssl.certificate_authorities: ["src_ca/cacert.pem", "other/ca.pem"]\n'
+    )
+    wl = 'reindex.remote.whitelist: ["*:*", "localhost:56139", "LOCALHOST:56139", "*"]'
+    any_host = "allows any host: the destination will reindex from any server it can reach; list the source's HOST:PORT instead"
+    assert problems(text, bundle=src_bundle, target="self-managed") == [
+        (1, "error", "'localhost:56139 ' has spaces around it: the destination matches entries literally", wl),
+        (1, "error", "'localhost:0' has an invalid port: a port is a number from 1 to 65535 or * (left out of the fixed line)", wl),
+        (1, "error", "'localhost:99999' has an invalid port: a port is a number from 1 to 65535 or * (left out of the fixed line)", wl),
+        (1, "warning", f"'*:*' {any_host}", wl),
+        (1, "warning", f"'*' {any_host}", wl),
+        (2, "error", "CA path 'other/ca.pem' does not match: the bundle holds src_ca/cacert.pem", 'reindex.ssl.certificate_authorities: ["src_ca/cacert.pem"]'),
+    ]
+
+
+def test_bad_port_in_a_block_list_is_deleted_not_kept():
+    assert problems("reindex.remote.whitelist:\n  - a:9200\n  - a:0\n") == [
+        (3, "error", "'a:0' has an invalid port: a port is a number from 1 to 65535 or * (left out of the fixed line)", None),
+    ]
+
+
+def test_missing_settings_print_without_a_line_number(tmp_path):
+    pki = trustme_pki(tmp_path)
+    zip_path = build_bundle([pki.root_file], name="src_ca", out_dir=tmp_path).zip_path
+    f = tmp_path / "s.yml"
+    f.write_text('reindex.ssl.certificate_authorities: ["src_ca/cacert.pem"]\n')
+    result = runner.invoke(app, ["lint-settings", str(f), "--bundle", str(zip_path), "--target", "self-managed"])
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        f"{f}: error: no reindex.remote.whitelist: the destination will refuse every remote",
+        '    add: reindex.remote.whitelist: ["HOST:PORT"]',
+        "1 error(s), 0 warning(s)",
+    ]
+
+
+def test_block_list_ca_path_that_would_repeat_an_earlier_one_is_deleted(src_bundle):
+    text = 'reindex.remote.whitelist: ["a:9200"]\nreindex.ssl.certificate_authorities:\n  - src_ca/cacert.pem\n  - other/ca.pem\n'
+    assert problems(text, bundle=src_bundle, target="self-managed") == [
+        (4, "error", "CA path 'other/ca.pem' does not match: the bundle holds src_ca/cacert.pem", None),
+    ]

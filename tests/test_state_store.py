@@ -45,3 +45,37 @@ def test_corrupted_state_file_is_refused(tmp_path):
     with pytest.raises(UsageError) as exc:
         StateStore(path)
     assert exc.value.message.startswith(f"state file {path} is not a remote-reindex state file or is corrupted")
+
+
+def test_state_in_a_missing_folder_is_refused_and_nothing_is_created(tmp_path):
+    from remote_reindex.plan.body import body_from_dict
+    from remote_reindex.state import open_job_state
+
+    body = body_from_dict({"source": {"remote": {"host": "https://h:9200"}, "index": "a"}, "dest": {"index": "b"}})
+    missing = tmp_path / "nonexistent" / "x.sqlite"
+    with pytest.raises(UsageError) as exc:
+        open_job_state(body, "http://d:9200", "d:9200", "client", state_file=str(missing))
+    assert (exc.value.message, exc.value.fix) == (
+        f"the folder of --state {missing} does not exist: {missing.parent}",
+        "Create the folder first, or give --state a file in an existing folder.",
+    )
+    assert not missing.parent.exists()
+    ok = open_job_state(body, "http://d:9200", "d:9200", "client", state_file=str(tmp_path / "x.sqlite"))
+    assert ok.path == tmp_path / "x.sqlite"
+
+
+def test_run_refuses_a_state_file_in_a_missing_folder_before_connecting(tmp_path):
+    from typer.testing import CliRunner
+
+    from remote_reindex.cli.main import app
+
+    body = tmp_path / "body.json"
+    body.write_text('{"source": {"remote": {"host": "https://127.0.0.1:1"}, "index": "a"}, "dest": {"index": "b"}}')
+    missing = tmp_path / "nonexistent" / "x.sqlite"
+    result = CliRunner().invoke(app, ["run", str(body), "--dest", "http://127.0.0.1:1", "--state", str(missing)])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"error: the folder of --state {missing} does not exist: {missing.parent}",
+        "fix: Create the folder first, or give --state a file in an existing folder.",
+    ]
+    assert not missing.parent.exists()

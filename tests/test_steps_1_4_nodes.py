@@ -235,6 +235,24 @@ def test_ca_check_privileges_on_the_index(source: SourceSide, ca_pem: Path, port
     assert privileges["index"] == {source.index: {"read": True}}
 
 
+def test_ca_check_index_that_does_not_exist(source: SourceSide, ca_pem: Path, port: int, work: Path) -> None:
+    proc = cli(
+        "ca", "check", f"https://localhost:{port}", "--ca", ca_pem, "--user", source.username, "--password-file", source.password_file,
+        "--index", "nosuchindex", cwd=work,
+    )
+    assert proc.returncode == 34, proc.stdout + proc.stderr
+    assert proc.stderr.splitlines() == [
+        "error: index nosuchindex does not exist on the source",
+        "fix: Check the name against the source's indices (GET /_cat/indices?v on the source), or leave out --index to check only the connection.",
+    ]
+    ok = cli(
+        "ca", "check", f"https://localhost:{port}", "--ca", ca_pem, "--user", source.username, "--password-file", source.password_file,
+        "--index", source.index, cwd=work,
+    )
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout.splitlines()[1] == f"privileges checked for {source.username}: cluster 'monitor' yes, 'read' on index {source.index} yes"
+
+
 def test_ca_check_wrong_password(source: SourceSide, ca_pem: Path, port: int, work: Path) -> None:
     wrong = work / "wrong-password"
     wrong.write_text("not-the-password\n")

@@ -281,3 +281,58 @@ def test_check_password_env_unset(tmp_path):
 def test_check_two_auth_methods():
     code, lines = _bad(["https://localhost:9200", "--ca", "x.pem", "--user", "a", "--api-key-env", "K"])
     assert (code, lines[0]) == (2, "error: choose one authentication: --user, --api-key-env or --bearer-env")
+
+
+def test_check_user_without_password_and_no_terminal_does_not_prompt():
+    """CliRunner's stdin is not a terminal: no getpass warnings, no 'Aborted.', two lines."""
+    code, lines = _bad(["http://127.0.0.1:1", "--user", "reindexer"])
+    assert (code, lines) == (2, ["error: no password for user reindexer (no terminal to ask)", "fix: Pass --password-env VAR or --password-file FILE."])
+
+
+def test_check_user_without_password_real_binary_stdin_closed():
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "remote_reindex.cli.main", "ca", "check", "http://127.0.0.1:1", "--user", "reindexer"],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == ["error: no password for user reindexer (no terminal to ask)", "fix: Pass --password-env VAR or --password-file FILE."]
+    assert proc.stdout == ""
+
+
+def test_index_that_does_not_exist_fails(tmp_path):
+    """Privileges are granted on names (a superuser 'has' read on any name): existence is checked apart."""
+    pki = trustme_pki(tmp_path)
+    behaviour = Behaviour(user="reader", password=PASSWORD, privileges={"logs": True, "nosuchindex": True}, indices={"logs"})
+    with Server(pki, behaviour) as server:
+        args = [server.url(), "--ca", str(pki.root_file), "--user", "reader", "--password-env", "SRC_PW"]
+        data = check(*args, "--index", "nosuchindex", env={"SRC_PW": PASSWORD})
+        text = runner.invoke(app, ["ca", "check", *args, "--index", "nosuchindex"], env={"SRC_PW": PASSWORD})
+    assert data["ok"] is False and data["cause"] == "index_not_found" and data["exit_code"] == 34
+    assert data["message"] == "index nosuchindex does not exist on the source"
+    assert text.exit_code == 34
+    assert text.stderr.splitlines() == [
+        "error: index nosuchindex does not exist on the source",
+        "fix: Check the name against the source's indices (GET /_cat/indices?v on the source), or leave out --index to check only the connection.",
+    ]
+
+
+def test_text_output_names_the_privileges_checked(tmp_path):
+    pki = trustme_pki(tmp_path)
+    behaviour = Behaviour(user="reader", password=PASSWORD, privileges={"logs": True})
+    with Server(pki, behaviour) as server:
+        result = runner.invoke(app, ["ca", "check", server.url(), "--ca", str(pki.root_file), "--user", "reader", "--password-env", "SRC_PW", "--index", "logs"], env={"SRC_PW": PASSWORD})
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[1] == "privileges checked for reader: cluster 'monitor' yes, 'read' on index logs yes"
+
+
+def test_untrusted_issuer_json_has_the_chain(tmp_path):
+    pki = trustme_pki(tmp_path)
+    other = pki.write("other.pem", trustme.CA().cert_pem.bytes())
+    with Server(pki) as server:
+        data = check(server.url(), "--ca", str(other))
+    assert data["cause"] == "untrusted_issuer"
+    assert len(data["chain"]) == 2
+    assert data["chain"][1]["subject"] in data["message"]

@@ -122,6 +122,7 @@ def test_report_appears_only_when_complete(tmp_path: Path) -> None:
     r.close(complete=True)
     lines = [json.loads(line) for line in target.read_text().splitlines()]
     assert lines == [{"index": "src", "dest_index": "dst", "kind": "extra", "_id": "b"}, {"index": "src", "dest_index": "dst", "kind": "extra", "_id": "c"}]
+    assert target.stat().st_mode & 0o777 == 0o600
 
 
 # -- bad input: one line what is wrong, one line what to do, exit 2, nothing written --------

@@ -167,7 +167,8 @@ def test_differences_in_text_output(tmp_path, source, destination, password, cop
     assert lines[1:] == ["  missing (1): p00000005", "  extra (1): extra-1", "  different (1): p00000010"]
     assert proc.stderr.strip().splitlines() == [
         "error: the destination differs from the source in 1 of 1 index pair(s)",
-        "fix: Copy again ('remote-reindex run' with the same body) and verify again; --report FILE lists every differing id.",
+        "fix: Copy again with 'remote-reindex run BODY --dest URL --restart' (without --restart a finished job is not run again) and delete the extra "
+        "documents from the destination (a copy never removes documents), then verify again; --report FILE lists every differing id.",
     ]
 
 

@@ -150,6 +150,7 @@ class Behaviour:
     monitor: bool = True
     root: dict = field(default_factory=lambda: dict(ES_ROOT))
     requests: list[tuple[str, str]] = field(default_factory=list)
+    indices: set[str] | None = None  # the indices that exist (for _count); None: the keys of ``privileges``
 
 
 def _handler(behaviour: Behaviour) -> type[BaseHTTPRequestHandler]:
@@ -200,6 +201,9 @@ def _handler(behaviour: Behaviour) -> type[BaseHTTPRequestHandler]:
                         index[name] = {p: behaviour.privileges.get(name, False) for p in entry["privileges"]}
                 has_all = all(cluster.values()) and all(all(v.values()) for v in index.values())
                 self._send(200, json.dumps({"username": behaviour.user or "api", "has_all_requested": has_all, "cluster": cluster, "index": index, "application": {}}).encode())
+            elif path.endswith("/_count") and path[1:-len("/_count")] in (behaviour.privileges if behaviour.indices is None else behaviour.indices):
+                # an index that exists; every other name is a 404 below
+                self._send(200, json.dumps({"count": 0, "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0}}).encode())
             else:
                 self._send(404, json.dumps({"error": {"type": "index_not_found_exception", "reason": "no such index"}, "status": 404}).encode())
 

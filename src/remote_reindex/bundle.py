@@ -193,14 +193,25 @@ def build_bundle(
     out_dir: str | Path = ".",
     target: str = "cloud",
     der: bool = False,
+    allow_expired: bool = False,
 ) -> BundleResult:
-    """Validate every input, then write ``out_dir/NAME.zip`` atomically."""
+    """Validate every input, then write ``out_dir/NAME.zip`` atomically. Refuses a bundle
+    whose certificates are all expired (the destination would refuse the source) unless
+    ``allow_expired``."""
     check_name(name)
     check_target(target)
     out = Path(out_dir)
     if not out.is_dir():
         raise UsageError(f"output folder does not exist: {out}", "Create it first, or pass an existing folder with -o.")
     certs, warnings = collect_certificates(list(ca_files), der=der)
+    summaries = [summarize(c) for c in certs]
+    if not allow_expired and all(c.expired for c in summaries):
+        first = summaries[0]
+        more = f" and {len(summaries) - 1} more" if len(summaries) > 1 else ""
+        raise UsageError(
+            f"every certificate is expired ({first.subject} expired on {first.not_after}{more}): the destination would refuse the source",
+            "Bundle the source's current CA (remote-reindex ca fetch HOST:PORT -o ca.pem), or pass --allow-expired to write it anyway.",
+        )
     data = bundle_bytes(name, cacert_pem(certs))
     target_path = out / f"{name}.zip"
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".zip.tmp", dir=out)
@@ -217,7 +228,7 @@ def build_bundle(
         name=name,
         target=target,
         settings_path=ca_path_for(name, target),
-        certificates=[summarize(c) for c in certs],
+        certificates=summaries,
         warnings=warnings,
         sha256=hashlib.sha256(data).hexdigest(),
     )

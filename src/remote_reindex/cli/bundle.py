@@ -19,11 +19,12 @@ def bundle(
     output: Path = typer.Option(Path("."), "-o", "--output", help="Folder to write NAME.zip into."),
     target: str = typer.Option("cloud", "--target", help="Destination kind: cloud (Elastic Cloud) or self-managed."),
     der: bool = typer.Option(False, "--der", help="Accept DER (binary) certificates and convert them to PEM."),
+    allow_expired: bool = typer.Option(False, "--allow-expired", help="Write the bundle even when every certificate in it is expired."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Step 3: validate the CA file(s) and write the NAME.zip bundle the destination loads."""
     try:
-        result = build_bundle(list(ca or []), name=name, out_dir=output, target=target, der=der)
+        result = build_bundle(list(ca or []), name=name, out_dir=output, target=target, der=der, allow_expired=allow_expired)
     except RemoteReindexError as exc:
         fail(exc, as_json=as_json)
     for w in result.warnings:

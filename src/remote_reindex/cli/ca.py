@@ -52,6 +52,14 @@ def _print_report(report: ChainReport, written: Path | None) -> None:
         out.print(report.pem.rstrip(), markup=False)
 
 
+def privileges_line(answer: dict) -> str:
+    """One line naming every privilege checked and whether the user has it."""
+    checked = [f"cluster '{p}' {'yes' if has else 'NO'}" for p, has in (answer.get("cluster") or {}).items()]
+    for index, privs in (answer.get("index") or {}).items():
+        checked += [f"'{p}' on index {index} {'yes' if has else 'NO'}" for p, has in privs.items()]
+    return f"privileges checked for {answer.get('username') or 'this user'}: {', '.join(checked) or 'none'}"
+
+
 @app.command("fetch")
 def fetch(
     host_port: Optional[str] = typer.Argument(None, metavar="HOST:PORT", help="The source's HTTPS endpoint, e.g. es.internal:9200 (a URL works too)."),
@@ -112,6 +120,8 @@ def check(
             err.print(f"[yellow]warning:[/] {escape(w)}")
         if result.ok:
             out.print(f"[green]ok:[/] {escape(result.message)}")
+            if result.privileges is not None:
+                out.print(privileges_line(result.privileges), markup=False)
             if result.fix:
                 out.print(result.fix, markup=False)
         else:

@@ -40,6 +40,10 @@ class GuideOrderGroup(TyperGroup):
                 where = exc.ctx.command_path
             else:
                 where = " ".join(x for x in (ctx.command_path, ctx.invoked_subcommand) if x)
+            if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:
+                # 'remote-reindex ca' alone: the help is already printed and the message is empty
+                names = exc.ctx.command.list_commands(exc.ctx) if hasattr(exc.ctx.command, "list_commands") else []
+                fail(UsageError(f"'{where}' needs a command: {', '.join(names)}", f"Run '{where} COMMAND --help' for what one takes."))
             fail(UsageError(exc.format_message().replace("\n", " ").strip(), f"Run '{where} --help' to see what it takes."))
 
 

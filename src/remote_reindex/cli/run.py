@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -11,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..cluster import ClusterClient
+from ..cluster.client import redact_url
 from ..cluster.auth import resolve_auth
 from ..engines.options import ClientOptions, ServerOptions
 from ..engines.summary import RunSummary
@@ -38,14 +40,40 @@ def load_body(body_file: Optional[str]) -> ReindexBody:
     return parse_body(p.read_bytes(), f"body file {p}")
 
 
+def check_tls_flags(source_ca: Optional[str], source_insecure: bool, dest: Optional[str], dest_ca: Optional[str], dest_insecure: bool) -> None:
+    """CA and --insecure flags that contradict each other, or a CA for a plain-HTTP destination."""
+    for side, ca, insecure in (("source", source_ca, source_insecure), ("dest", dest_ca, dest_insecure)):
+        if ca and insecure:
+            raise UsageError(f"--{side}-insecure and --{side}-ca contradict each other (no verification vs. verify with this CA)",
+                             f"Keep --{side}-ca {ca} to verify the {'source' if side == 'source' else 'destination'}'s certificate, and drop --{side}-insecure.")
+    if dest and dest.strip().lower().startswith("http://"):
+        if dest_ca:
+            err.print(f"warning: --dest-ca {dest_ca} is not used: --dest {redact_url(dest.strip())} is plain HTTP (no TLS)", markup=False, highlight=False)
+
+
 def dest_client(
     dest: str, dest_ca: Optional[str], dest_insecure: bool, user: Optional[str], password_env: Optional[str],
     password_file: Optional[str], api_key_env: Optional[str], bearer_env: Optional[str], maxsize: int = 16,
 ) -> ClusterClient:
+    shown = redact_url(dest.strip())
+    if shown != dest.strip():
+        raise UsageError(f"--dest {shown} has a user name or password in it (not sent, not shown)",
+                         "Remove USER:PASSWORD@ from --dest: give the user with --dest-user and put the password in --dest-password-env VAR (or --dest-password-file FILE).")
     if dest_insecure:
         warn_insecure()
     auth = resolve_auth(user, password_env, password_file, api_key_env, bearer_env, prompt=sys.stdin.isatty(), who="dest")
-    return ClusterClient(dest, ca_file=dest_ca, verify=not dest_insecure, auth=auth, maxsize=maxsize)
+    return ClusterClient(dest, ca_file=dest_ca, verify=not dest_insecure, auth=auth, maxsize=maxsize, ca_flag="--dest-ca")
+
+
+def plan_fields(fields: dict) -> str:
+    """``size=5000 dest_docs=20000 partitions=a | b``: the extra fields of a plan line."""
+    def value(v: object) -> str:
+        if isinstance(v, (list, tuple)):
+            return " | ".join(value(x) for x in v)
+        if isinstance(v, dict):
+            return ",".join(f"{k}:{value(x)}" for k, x in v.items())
+        return str(v)
+    return " ".join(f"{k}={value(v)}" for k, v in fields.items())
 
 
 def print_plan(plan: dict) -> None:
@@ -53,19 +81,63 @@ def print_plan(plan: dict) -> None:
     for item in plan.get("indices", []):
         line = f"  {item.get('index')} -> {item.get('dest_index')}: {item.get('docs', '?'):,} docs" if isinstance(item.get('docs'), int) else f"  {item.get('index')} -> {item.get('dest_index')}"
         extra = {k: v for k, v in item.items() if k not in ("index", "dest_index", "docs")}
-        out.print(line + (f"  {extra}" if extra else ""), markup=False)
+        out.print(line + (f"  {plan_fields(extra)}" if extra else ""), markup=False)
     for note in plan.get("notes", []):
         out.print(f"  note: {note}", markup=False)
 
 
+COLUMNS = ("index", "dest", "total", "created", "updated", "conflicts", "failed", "retries", "took")
+
+
+def summary_rows(summary: RunSummary) -> list[tuple[str, ...]]:
+    return [(i.index, i.dest_index, f"{i.total:,}", f"{i.created:,}", f"{i.updated:,}", f"{i.version_conflicts:,}",
+             f"{i.failed:,}", f"{i.retries_bulk + i.retries_search:,}", f"{i.took_ms / 1000:.1f}s") for i in summary.indices]
+
+
+def describe_failure(failure: dict) -> str:
+    """``index products, id p1: version_conflict_engine_exception: [p1]: version conflict, document already exists``"""
+    cause = failure.get("cause")
+    if isinstance(cause, dict):
+        typ, reason = str(cause.get("type") or ""), str(cause.get("reason") or "")
+    else:
+        typ, reason = str(cause or ""), str(failure.get("reason") or "")
+    where = ", ".join(x for x in (f"index {failure['index']}" if failure.get("index") else "", f"id {failure['id']}" if failure.get("id") is not None else "",
+                                  f"partition {failure['partition']}" if failure.get("partition") else "") if x)
+    what = f"{typ}: {reason}" if typ and reason else (typ or reason or "no reason given")
+    return f"{where}: {what}" if where else what
+
+
+def first_failure_lines(summary: RunSummary) -> list[str]:
+    """The first failure of the copy with its cause, and how many more documents were not
+    written: the cause in plain text (the full list is in --json and the dead-letter file)."""
+    failures = [f for i in summary.indices for f in i.failures if isinstance(f, dict)]
+    if not failures:
+        return []
+    not_written = sum(i.failed + (i.version_conflicts if any(_is_conflict(f) for f in i.failures) else 0) for i in summary.indices if i.failures)
+    lines = [f"first failure: {describe_failure(failures[0])}"]
+    more = max(not_written, len(failures)) - 1
+    if more > 0:
+        lines.append(f"and {more:,} more (all kept failures: --json; rejected documents: the dead-letter file)")
+    return lines
+
+
+def _is_conflict(failure: dict) -> bool:
+    cause = failure.get("cause")
+    return failure.get("status") == 409 or (isinstance(cause, dict) and cause.get("type") == "version_conflict_engine_exception")
+
+
 def print_summary(summary: RunSummary) -> None:
-    table = Table(title=f"copied with the {summary.engine} engine", show_lines=False)
-    for col in ("index", "dest", "total", "created", "updated", "conflicts", "failed", "retries", "took"):
-        table.add_column(col, justify="right" if col not in ("index", "dest") else "left")
-    for i in summary.indices:
-        table.add_row(i.index, i.dest_index, f"{i.total:,}", f"{i.created:,}", f"{i.updated:,}", f"{i.version_conflicts:,}",
-                      f"{i.failed:,}", f"{i.retries_bulk + i.retries_search:,}", f"{i.took_ms / 1000:.1f}s")
-    out.print(table)
+    if out.is_terminal:
+        table = Table(title=f"copied with the {summary.engine} engine", show_lines=False)
+        for col in COLUMNS:
+            table.add_column(col, justify="right" if col not in ("index", "dest") else "left", overflow="fold")
+        for row in summary_rows(summary):
+            table.add_row(*row)
+        out.print(table)
+    else:  # a file or a pipe: plain lines, nothing cut to the width of a terminal that is not there
+        out.print(f"copied with the {summary.engine} engine:", markup=False)
+        for row in summary_rows(summary):
+            out.print(f"  {row[0]} -> {row[1]}: " + ", ".join(f"{col} {v}" for col, v in zip(COLUMNS[2:], row[2:])), markup=False)
     t = summary.totals()
     out.print(f"total {t['total']:,}: created {t['created']:,}, updated {t['updated']:,}, version conflicts "
               f"{t['version_conflicts']:,}, failed {t['failed']:,} in {summary.took_ms / 1000:.1f}s")
@@ -78,6 +150,8 @@ def print_summary(summary: RunSummary) -> None:
     for i in summary.indices:
         if i.dead_letter_file and i.failed:
             err.print(f"{i.failed:,} document(s) of {i.index} were not written; they are in {i.dead_letter_file}", markup=False)
+    for line in first_failure_lines(summary):
+        err.print(line, markup=False, highlight=False)
 
 
 def check_local_inputs(source_ca: Optional[str], transform: Optional[str], state_file: Optional[str]) -> None:
@@ -91,6 +165,8 @@ def check_local_inputs(source_ca: Optional[str], transform: Optional[str], state
         load_transform(transform)
     if state_file and Path(state_file).is_dir():
         raise UsageError(f"--state {state_file} is a directory", "Give a file name for the job's state, e.g. --state job.sqlite.")
+    if state_file and not Path(state_file).parent.is_dir():  # only the default state folder is ever created
+        raise UsageError(f"the folder of --state {state_file} does not exist: {Path(state_file).parent}", "Create the folder first, or give --state a file in an existing folder.")
 
 
 def check_engine_options(engine: str, client_only: list[str], server_only: list[str], has_script: bool = False) -> tuple[str, str | None]:
@@ -173,6 +249,11 @@ def run_cmd(
         server_only = [name for name, given in (("--partitions", partitions > 1), ("--partition-field", partition_field is not None),
                                                 ("--requests-per-second", requests_per_second is not None)) if given]
         engine, forced_reason = check_engine_options(engine, client_only, server_only)
+        body = None if attach else load_body(body_file)
+        if body is not None and body.script is not None:
+            engine, why = check_engine_options(engine, client_only, server_only, has_script=True)
+            forced_reason = forced_reason or why
+        check_tls_flags(source_ca, source_insecure, dest, dest_ca, dest_insecure)
         check_local_inputs(source_ca, transform, state_file)
         if source_insecure:
             warn_insecure()
@@ -190,9 +271,7 @@ def run_cmd(
         if attach:
             summary = server_engine.attach(attach, dst, server_opts, progress)
         else:
-            body = load_body(body_file)
-            if body.script is not None:
-                engine, forced_reason = check_engine_options(engine, client_only, server_only, has_script=True)
+            assert body is not None
             if forced_reason is not None:
                 progress.message(f"engine: {engine} ({forced_reason})")
             elif engine == "auto":
@@ -230,6 +309,8 @@ def run_cmd(
         print_json(summary.to_dict())
     else:
         print_summary(summary)
+    if getattr(summary, "interrupted", False):
+        exit_interrupted(summary)
     if not summary.complete:
         state_path = getattr(summary, "state_file", None)
         fix = (f"Fix the cause shown, then run the same command again: it resumes from {state_path}." if state_path
@@ -242,12 +323,33 @@ def run_cmd(
         raise typer.Exit(exc.exit_code)
 
 
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
+
+
+def exit_interrupted(summary: RunSummary) -> None:
+    """Ctrl-C during a copy: what was written, then the two lines; exit 130. When writes in
+    flight did not finish within the grace period, their threads are left behind (os._exit):
+    the state file holds only acknowledged cursors, so the re-run resends those batches."""
+    t = summary.totals()
+    copied = t["created"] + t["updated"]
+    expected = max(summary.expected_docs, copied)
+    state_path = getattr(summary, "state_file", None)
+    fix = (f"run the same command again: it resumes from {state_path}" if state_path
+           else "run the same command again (documents are written by _id: nothing is duplicated)")
+    err.print(f"[bold red]error:[/] interrupted: {copied:,} of {expected:,} documents copied\n[bold]fix:[/] {escape(fix)}")
+    if summary.abandoned:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)
+    raise typer.Exit(EXIT_INTERRUPTED)
+
+
 def job_stop_reason(summary: RunSummary) -> tuple[str, str] | None:
     """(message, fix) of the first condition that stopped a job (a failure without a
     document id that carries a fix, like a write-blocked index), if any."""
     for index in summary.indices:
         for failure in index.failures:
-            cause = failure.get("cause") or {}
+            cause = failure.get("cause") if isinstance(failure.get("cause"), dict) else {}
             if "id" not in failure and cause.get("reason") and cause.get("fix"):
                 return str(cause["reason"]), str(cause["fix"])
     return None

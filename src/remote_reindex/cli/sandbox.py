@@ -64,6 +64,9 @@ def status(
         print_json(result)
         return
     if not result["source"] and not result["destination"]:
+        if not Path(result["home"]).is_dir():
+            out.print(f"no sandbox in {result['home']} (start one with 'remote-reindex sandbox up')", highlight=False)
+            return
         out.print(f"no sandbox is up in {result['home']} (start one with 'remote-reindex sandbox up')", highlight=False)
         return
     _print_status(result)
@@ -74,10 +77,13 @@ def down(home: Optional[Path] = typer.Option(None, "--home", help=HOME_HELP)) ->
     """Stop every node, wait until no process is left and every port is free, delete the nodes."""
     try:
         sb = _sandbox(home)
+        existed = sb.home.is_dir()
         count = sb.down()
     except RemoteReindexError as exc:
         fail(exc)
-    if count:
+    if not existed:
+        out.print(f"no sandbox in {sb.home}: nothing to stop", highlight=False)
+    elif count:
         out.print(f"stopped {count} node(s); removed their folders from {sb.home}", highlight=False)
     else:
         out.print(f"no sandbox was up in {sb.home}", highlight=False)

@@ -78,9 +78,10 @@ def lint(
     else:
         for p in report.problems:
             colour = "red" if p.severity == "error" else "yellow"
-            out.print(f"{escape(report.file)}:{p.line}: [{colour}]{p.severity}:[/] {escape(p.message)}")
+            where = f"{report.file}:{p.line}" if p.line else report.file  # line 0: a setting that is missing
+            out.print(f"{escape(where)}: [{colour}]{p.severity}:[/] {escape(p.message)}")
             if p.fixed is not None:
-                out.print(f"    fixed: {p.fixed}", markup=False)
+                out.print(f"    {'add' if not p.line else 'fixed'}: {p.fixed}", markup=False)
         out.print(f"{report.errors} error(s), {report.warnings} warning(s)")
     raise typer.Exit(0 if report.ok else 1)
 

@@ -3,9 +3,13 @@ says it should: counts, then content digests, then the ids that differ."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Any, Iterator, Optional
 
 import typer
 
@@ -15,9 +19,35 @@ from ..tls.context import warn_insecure
 from ..verify import VerifyOptions, VerifyResult, verify
 from ..verify.reader import check_sample_size
 from .common import err, fail, out, print_json
-from .run import dest_client, load_body
+from .run import check_tls_flags, dest_client, load_body
 
 EXIT_DIFFERENT = MismatchError.exit_code
+
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
+
+
+@contextmanager
+def exit_on_interrupt(report_path: Optional[Path]) -> Iterator[None]:
+    """Ctrl-C during a verify: two lines and exit 130 at once. Verify only reads, so there is
+    nothing to save, and the reading threads are not waited for (os._exit)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum: int, frame: Any) -> None:
+        partial = f"; {report_path} is incomplete" if report_path is not None else ""
+        sys.stderr.write(f"error: interrupted: verify stopped before it finished comparing{partial}\n"
+                         "fix: run the same command again: verify only reads, so it starts over and nothing needs cleaning up\n")
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(EXIT_INTERRUPTED)
+
+    previous = signal.signal(signal.SIGINT, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def check_report_path(report: Optional[str]) -> Optional[Path]:
@@ -56,6 +86,27 @@ def print_result(result: VerifyResult, show: int) -> None:
         out.print(f"all differing ids: {result.report_file}", markup=False)
 
 
+def mismatch_fix(result: VerifyResult) -> str:
+    """What to do about the differences found: missing or different documents are copied
+    again by a fresh run (--restart: a finished job is otherwise not run again); extra ones
+    stay until deleted, since a copy never removes documents."""
+    unequal = [r for r in result.indices if not r.equal]
+    missing_or_different = any(r.missing.count or r.different.count for r in unequal)
+    extra = any(r.extra.count for r in unequal)
+    if not missing_or_different and not extra:  # only the counts differ (no id lists): tell from the counts
+        for r in unequal:
+            expected = r.expected_dest_count if r.expected_dest_count is not None else r.source_count
+            extra = extra or r.dest_count > expected
+            missing_or_different = missing_or_different or r.dest_count <= expected
+    steps = []
+    if missing_or_different:
+        steps.append("copy again with 'remote-reindex run BODY --dest URL --restart' (without --restart a finished job is not run again)")
+    if extra:
+        steps.append("delete the extra documents from the destination (a copy never removes documents)")
+    text = " and ".join(steps) + ", then verify again; --report FILE lists every differing id."
+    return text[0].upper() + text[1:]
+
+
 def verify_cmd(
     body_file: Optional[str] = typer.Argument(None, metavar="[BODY_FILE|-]", help="The same _reindex body given to 'run'; '-' reads standard input."),
     dest: Optional[str] = typer.Option(None, "--dest", help="Destination cluster URL, e.g. https://dest:9200."),
@@ -81,6 +132,7 @@ def verify_cmd(
     try:
         if not dest:
             raise UsageError("--dest is missing", "Add --dest URL of the destination cluster, e.g. --dest https://dest.example:9200.")
+        check_tls_flags(source_ca, source_insecure, dest, dest_ca, dest_insecure)
         if sample is not None:
             check_sample_size(sample)
         report_path = check_report_path(report)
@@ -94,7 +146,8 @@ def verify_cmd(
             src = dst
         options = VerifyOptions(sample=sample, parallel=parallel, keep=max_ids, report_file=report_path, include_hidden=include_hidden)
         progress = (lambda msg: err.print(msg, style="dim", markup=False)) if not as_json and err.is_terminal else None
-        result = verify(body, src, dst, options, progress)
+        with exit_on_interrupt(report_path):
+            result = verify(body, src, dst, options, progress)
     except RemoteReindexError as exc:
         fail(exc, as_json=as_json)
     if as_json:
@@ -103,10 +156,7 @@ def verify_cmd(
         print_result(result, show)
     if not result.equal:
         n = sum(1 for r in result.indices if not r.equal)
-        exc = MismatchError(
-            f"the destination differs from the source in {n} of {len(result.indices)} index pair(s)",
-            "Copy again ('remote-reindex run' with the same body) and verify again; --report FILE lists every differing id.",
-        )
+        exc = MismatchError(f"the destination differs from the source in {n} of {len(result.indices)} index pair(s)", mismatch_fix(result))
         err.print(f"[bold red]error:[/] {exc.message}\n[bold]fix:[/] {exc.fix}", markup=True, highlight=False)
         raise typer.Exit(exc.exit_code)
 

@@ -21,6 +21,7 @@ import urllib3
 from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
+    InsecureRequestWarning,
     MaxRetryError,
     NewConnectionError,
     ProtocolError,
@@ -99,7 +100,7 @@ _VERIFY_CAUSES = {
 }
 
 _FIXES = {
-    "untrusted_issuer": "Give the CA that issued the server's certificate with --ca (get it with 'remote-reindex ca fetch HOST:PORT -o ca.pem').",
+    "untrusted_issuer": "Give the CA that issued the server's certificate with {ca_flag} (get it with 'remote-reindex ca fetch HOST:PORT -o ca.pem').",
     "hostname_mismatch": "Connect with a host name listed in the certificate's SANs (see 'remote-reindex ca fetch'), or reissue the certificate.",
     "expired": "Renew the server's certificate (or check this machine's clock).",
     "not_yet_valid": "Wait until the certificate's start date, or check this machine's clock.",
@@ -144,8 +145,9 @@ def _innermost(exc: BaseException) -> BaseException:
         exc = nxt
 
 
-def map_transport_error(exc: BaseException, url: str) -> ConnectError:
-    """One boundary where urllib3/socket/ssl exceptions become our typed errors."""
+def map_transport_error(exc: BaseException, url: str, ca_flag: str = "--ca") -> ConnectError:
+    """One boundary where urllib3/socket/ssl exceptions become our typed errors.
+    ``ca_flag``: the option of the command at hand that gives the CA (--ca, --source-ca, --dest-ca)."""
     inner = _innermost(exc)
     where = url
     if isinstance(inner, ssl.SSLError) or isinstance(exc, SSLError):
@@ -158,7 +160,7 @@ def map_transport_error(exc: BaseException, url: str) -> ConnectError:
             "not_tls": f"{where} does not speak TLS: {reason}",
             "tls": f"TLS handshake with {where} failed: {reason}",
         }
-        return TLSError(messages[cause], _FIXES[cause], cause=cause)
+        return TLSError(messages[cause], _FIXES[cause].replace("{ca_flag}", ca_flag), cause=cause)
     # urllib3 2 makes NewConnectionError (refused, unreachable) a subclass of ConnectTimeoutError.
     timed_out = isinstance(exc, (ConnectTimeoutError, ReadTimeoutError)) and not isinstance(inner, (ConnectionRefusedError, socket.gaierror))
     if isinstance(inner, (ConnectTimeoutError, ReadTimeoutError, socket.timeout, TimeoutError)) or timed_out:
@@ -190,8 +192,23 @@ def _error_reason(body: Any) -> str:
     return str(body)[:300] if body else ""
 
 
+def redact_url(url: str) -> str:
+    """``url`` without its userinfo (``user:password@``): the form every message shows."""
+    head, sep, rest = url.partition("://")
+    if not sep:
+        head, rest = "", url
+    netloc, slash, tail = rest.partition("/")
+    if "@" in netloc:
+        netloc = netloc.rsplit("@", 1)[1]
+    return f"{head}{sep}{netloc}{slash}{tail}"
+
+
 def normalize_url(url: str) -> str:
-    url = url.strip()
+    raw = url.strip()
+    url = redact_url(raw)
+    if url != raw:
+        raise UsageError(f"the URL {url} has a user name or password in it (not sent, not shown)",
+                         "Remove USER:PASSWORD@ from the URL and give them with the command's user and password options (see --help).")
     if "://" not in url:
         raise UsageError(f"URL has no scheme: {url!r}", "Write it as https://HOST:PORT (or http:// for a plain-HTTP cluster).")
     parts = urlsplit(url)
@@ -227,8 +244,10 @@ class ClusterClient:
         maxsize: int = 8,
         headers: Mapping[str, str] | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        ca_flag: str = "--ca",
     ) -> None:
         self.url = normalize_url(url)
+        self.ca_flag = ca_flag
         parts = urlsplit(self.url)
         self.scheme = parts.scheme
         self.host = parts.hostname or ""
@@ -243,6 +262,9 @@ class ClusterClient:
         if self.scheme == "https":
             kwargs["ssl_context"] = ssl_context or make_ssl_context(ca_file, verify=verify)
             if not verify:
+                # the caller printed our one warning (tls.context.warn_insecure); urllib3 would add one per request.
+                # Only unverified requests raise this warning, so silencing it hides nothing about verified clients.
+                urllib3.disable_warnings(InsecureRequestWarning)
                 kwargs["cert_reqs"] = "CERT_NONE"
                 kwargs["assert_hostname"] = False
         self._pool = urllib3.connection_from_url(self.url, **kwargs)
@@ -309,7 +331,7 @@ class ClusterClient:
                 preload_content=True,
             )
         except (HTTPError, OSError) as exc:  # urllib3 wraps most; raw OSError can escape on reads
-            raise map_transport_error(exc if not isinstance(exc, MaxRetryError) else (exc.reason or exc), self.url) from None
+            raise map_transport_error(exc if not isinstance(exc, MaxRetryError) else (exc.reason or exc), self.url, self.ca_flag) from None
         return Response(resp.status, resp.headers, resp.data)
 
     def call(self, method: str, path: str, *, ok: Iterable[int] = (200, 201), **kw: Any) -> Any:

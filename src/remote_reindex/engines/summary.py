@@ -23,7 +23,7 @@ class IndexSummary:
     retries_bulk: int = 0
     retries_search: int = 0
     failures: list[dict[str, Any]] = field(default_factory=list)  # first failures, as the server reports them
-    failed: int = 0  # documents not written (dead-lettered or failed)
+    failed: int = 0  # documents not written (dead-lettered or failed); version conflicts are not in it (see version_conflicts), for both engines
     dead_letter_file: str | None = None
     cancelled: bool = False
     task_ids: list[str] = field(default_factory=list)  # server engine
@@ -78,6 +78,9 @@ class RunSummary:
     took_ms: int = 0
     state_file: str | None = None  # where the job's progress is saved (resume)
     already_complete: bool = False  # the state file says an earlier run finished this job: nothing was done
+    interrupted: bool = False  # stopped by SIGINT (Ctrl-C): in-flight writes were awaited, cursors saved
+    abandoned: bool = False  # interrupted and some writes did not finish within the grace period
+    expected_docs: int = 0  # documents the source had for this run (the "of M" of an interruption)
 
     @property
     def complete(self) -> bool:
@@ -108,4 +111,6 @@ class RunSummary:
             d["state_file"] = self.state_file
         if self.already_complete:
             d["already_complete"] = True
+        if self.interrupted:
+            d["interrupted"] = True
         return d

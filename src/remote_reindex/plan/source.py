@@ -26,4 +26,5 @@ def source_client(remote: RemoteSource, *, ca_file: str | None = None, insecure:
         timeout=time_value_seconds(remote.socket_timeout, 60.0),
         connect_timeout=time_value_seconds(remote.connect_timeout, 10.0),
         maxsize=maxsize,
+        ca_flag="--source-ca",
     )

@@ -495,6 +495,8 @@ class Sandbox:
     def down(self) -> int:
         """Stop every node, wait until their processes are gone and ports free, delete their
         folders. Returns how many nodes were stopped."""
+        if not self.home.is_dir():  # nothing to stop: do not create a home (and a .lock) for it
+            return 0
         with self._lock():
             self._load()
             count = len(self.all_nodes())

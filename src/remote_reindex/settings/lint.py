@@ -102,6 +102,11 @@ def _indent(text: str) -> str:
     return text[: len(text) - len(text.lstrip())]
 
 
+def _unique(values: list[str | None]) -> list[str]:
+    """Drop the entries that could not be fixed (None) and repeats; keep the order."""
+    return list(dict.fromkeys(v for v in values if v is not None))
+
+
 def _flow(values: list[str]) -> str:
     return "[" + ", ".join(json.dumps(v) for v in values) + "]"
 
@@ -149,44 +154,58 @@ class _Linter:
             self.add(s.line, "error", s.key, f"{s.key} must be a list of HOST:PORT, not a map", self.key_line(s, '["HOST:PORT"]'))
             return
         if isinstance(value, str):
-            entries = [e.strip() for e in value.split(",")]
-            fixed_entries = [self._fix_entry(s, e, s.line, report=False)[0] for e in entries]
+            entries = [e.strip() for e in value.split(",")] if "," in value else [value]
+            fixed_entries = _unique([self._fix_entry(s, e, s.line, report=False)[0] for e in entries])
             if "," in value:
-                self.add(s.line, "error", s.key, f"{s.key} is a comma-separated string where a YAML list is expected", self.key_line(s, _flow(fixed_entries)))
+                self.add(s.line, "error", s.key, f"{s.key} is a comma-separated string where a YAML list is expected", self.key_line(s, _flow(fixed_entries or ["HOST:PORT"])))
                 return
-            self._fix_entry(s, entries[0], s.line, report=True, fixed_line=self.key_line(s, _flow(fixed_entries)))
+            self._fix_entry(s, entries[0], s.line, report=True, fixed_line=self.key_line(s, _flow(fixed_entries or ["HOST:PORT"])))
             return
         values = [str(v) for v in value]
-        fixed_all = [self._fix_entry(s, v, s.line, report=False)[0] for v in values]
+        fixed_all = _unique([self._fix_entry(s, v, s.line, report=False)[0] for v in values])
         for v, line in zip(values, s.item_lines):
             if s.flow:
-                fixed_line = self.key_line(s, _flow(fixed_all))
+                fixed_line: str | None = self.key_line(s, _flow(fixed_all or ["HOST:PORT"]))
             else:
                 src = self.src(line)
-                fixed_line = f"{src[: src.index('-')]}- {json.dumps(self._fix_entry(s, v, line, report=False)[0])}"
+                fixed_entry = self._fix_entry(s, v, line, report=False)[0]
+                fixed_line = f"{src[: src.index('-')]}- {json.dumps(fixed_entry)}" if fixed_entry is not None else None
             self._fix_entry(s, v, line, report=True, fixed_line=fixed_line)
 
-    def _fix_entry(self, s: Setting, entry: str, line: int, *, report: bool, fixed_line: str | None = None) -> tuple[str, list[str]]:
-        """(the entry as it should be, problems). A missing port is fixed as 9200 (the default)."""
-        problems: list[str] = []
-        if "://" in entry:
-            problems.append(f"{entry!r} has a scheme: entries are HOST:PORT only (the destination never matches it)")
-        rest = entry.split("://", 1)[-1]
-        if "/" in rest:
-            problems.append(f"{entry!r} has a path: entries are HOST:PORT only")
-        try:
-            fixed = normalize_remote(entry).entry
-        except RemoteReindexError as exc:
-            if exc.message.startswith("no port"):
-                host = rest.split("/", 1)[0]
-                fixed = f"{host}:9200"
-                problems.append(f"{entry!r} has no port: the destination matches host AND port (9200 assumed in the fixed line)")
-            else:
-                fixed = entry
-                problems.append(f"{entry!r}: {exc.message}")
+    def _fix_entry(self, s: Setting, entry: str, line: int, *, report: bool, fixed_line: str | None = None) -> tuple[str | None, list[tuple[str, str]]]:
+        """(the entry as it should be, or None when it cannot be fixed and is left out of the
+        fixed line; [(severity, message)]). A missing port is fixed as 9200 (the default)."""
+        problems: list[tuple[str, str]] = []
+        stripped = entry.strip()
+        if stripped != entry:
+            problems.append(("error", f"{entry!r} has spaces around it: the destination matches entries literally"))
+        rest = stripped.split("://", 1)[-1]
+        fixed: str | None
+        if rest.split("/", 1)[0].split(":", 1)[0] == "*":
+            problems.append(("warning", f"{stripped!r} allows any host: the destination will reindex from any server it can reach; list the source's HOST:PORT instead"))
+        if stripped == "*":
+            fixed = stripped
+        else:
+            if "://" in stripped:
+                problems.append(("error", f"{stripped!r} has a scheme: entries are HOST:PORT only (the destination never matches it)"))
+            if "/" in rest:
+                problems.append(("error", f"{stripped!r} has a path: entries are HOST:PORT only"))
+            try:
+                fixed = normalize_remote(stripped).entry
+            except RemoteReindexError as exc:
+                if exc.message.startswith("no port"):
+                    host = rest.split("/", 1)[0]
+                    fixed = f"{host}:9200"
+                    problems.append(("error", f"{stripped!r} has no port: the destination matches host AND port (9200 assumed in the fixed line)"))
+                elif exc.message.startswith("invalid port"):
+                    fixed = None
+                    problems.append(("error", f"{stripped!r} has an invalid port: a port is a number from 1 to 65535 or * (left out of the fixed line)"))
+                else:
+                    fixed = stripped
+                    problems.append(("error", f"{stripped!r}: {exc.message}"))
         if report:
-            for message in problems:
-                self.add(line, "error", s.key, message, fixed_line)
+            for severity, message in problems:
+                self.add(line, severity, s.key, message, fixed_line)
         return fixed, problems
 
     # -- certificate authorities -----------------------------------------------------
@@ -227,11 +246,13 @@ class _Linter:
             if want is None or path == want:
                 continue
             if isinstance(value, str) or s.flow:
-                fixed_paths = [self.expected_ca(p) or p for p in paths]
+                fixed_paths = _unique([self.expected_ca(p) or p for p in paths])
                 fixed = self.key_line(s, _flow(fixed_paths) if not isinstance(value, str) else json.dumps(fixed_paths[0]))
             else:
                 src = self.src(line)
-                fixed = f"{src[: src.index('-')]}- {json.dumps(want)}"
+                earlier = [self.expected_ca(p) or p for p in paths[: paths.index(path)]]
+                # the fixed path is already on an earlier line: the fix is to delete this one
+                fixed = None if want in earlier else f"{src[: src.index('-')]}- {json.dumps(want)}"
             where = f"the bundle holds {self.bundle.relative_path}" if self.bundle else f"Elastic Cloud unpacks bundles under {CLOUD_CONFIG_DIR}/"
             self.add(line, "error", s.key, f"CA path {path!r} does not match: {where}", fixed)
 
@@ -285,6 +306,13 @@ class _Linter:
         if CA_KEY in keys and TRUSTSTORE_KEY in keys:
             ts = next(s for s in settings if s.key == TRUSTSTORE_KEY)
             self.add(ts.line, "error", TRUSTSTORE_KEY, f"both {CA_KEY} and {TRUSTSTORE_KEY} are set: the destination refuses to start; keep one (delete this line to use the PEM bundle)", None)
+        # With --bundle the file is the destination's whole reindex config, not a fragment.
+        if self.bundle is not None and WHITELIST not in keys and ALLOWLIST not in keys:
+            name = ALLOWLIST if self.flavor == "opensearch" and (self.major is None or self.major >= 3) else WHITELIST
+            self.add(0, "error", name, f"no {name}: the destination will refuse every remote", f'{name}: ["HOST:PORT"]')
+        if self.bundle is not None and CA_KEY not in keys and TRUSTSTORE_KEY not in keys:
+            want = self.expected_ca("") or self.bundle.relative_path
+            self.add(0, "error", CA_KEY, f"no {CA_KEY}: the bundle ({self.bundle.relative_path}) is not referenced, the destination will not trust the source", f"{CA_KEY}: {_flow([want])}")
         if WHITELIST in keys and ALLOWLIST in keys:
             s = next(s for s in settings if s.key == WHITELIST)
             self.add(s.line, "error", WHITELIST, f"both {WHITELIST} and {ALLOWLIST} are set: keep the one your destination knows", None)

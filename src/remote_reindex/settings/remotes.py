@@ -9,6 +9,7 @@ are kept.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from ..errors import UsageError
@@ -25,6 +26,19 @@ class Remote:
     @property
     def entry(self) -> str:
         return f"{self.host}:{self.port}"
+
+
+def _bracket_fix(text: str) -> str:
+    """``::1:9200`` most likely means address ``::1``, port 9200: suggest exactly that."""
+    address, _, port = text.rpartition(":")
+    if port.isdigit() and 0 < int(port) < 65536:
+        try:
+            ipaddress.IPv6Address(address)
+        except ValueError:
+            pass
+        else:
+            return f"Write it as [{address}]:{port} (the address in brackets, then :PORT)."
+    return f"Write it as [{text}]:PORT, e.g. [{text}]:9200."
 
 
 def normalize_remote(value: str) -> Remote:
@@ -51,7 +65,7 @@ def normalize_remote(value: str) -> Remote:
         if rest and not rest.startswith(":"):
             raise UsageError(f"invalid remote {raw!r}", "Write it as [ADDRESS]:PORT.")
     elif text.count(":") > 1:
-        raise UsageError(f"IPv6 address without brackets in {raw!r}", f"Write it as [{text}]:PORT, e.g. [::1]:9200.")
+        raise UsageError(f"IPv6 address without brackets in {raw!r}", _bracket_fix(text))
     else:
         host, _, port = text.partition(":")
     if not host:

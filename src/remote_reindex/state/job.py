@@ -40,6 +40,8 @@ def open_job_state(
     path = Path(state_file) if state_file else default_state_path(fingerprint)
     if restart and resume:
         raise UsageError("--restart and --resume contradict each other", "Use --resume to continue the job, or --restart to copy everything again.")
+    if state_file and not path.parent.is_dir():  # only the default state folder is ever created
+        raise UsageError(f"the folder of --state {path} does not exist: {path.parent}", "Create the folder first, or give --state a file in an existing folder.")
     if restart:
         remove_state(path)
     elif resume and not path.exists():

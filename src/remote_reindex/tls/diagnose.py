@@ -16,13 +16,13 @@ import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from cryptography import x509
 
 from ..cluster.auth import Auth
 from ..cluster.client import ClusterClient, normalize_url
-from ..errors import AuthError, ConnectError, RemoteReindexError, TimeoutError_, TLSError, UsageError
+from ..errors import AuthError, ClusterError, ConnectError, RemoteReindexError, TimeoutError_, TLSError, UsageError
 from .chain import (
     _handshake_failure,
     anchor_warnings,
@@ -58,6 +58,7 @@ EXIT_CODES: dict[str, int] = {
     "tls": 31,
     "connection_failed": 32,
     "cluster_error": 33,
+    "index_not_found": 34,
 }
 
 # The privileges a remote reindex uses on the source (Elastic's reindex docs).
@@ -177,7 +178,9 @@ def _verify_failure(exc: ssl.SSLCertVerificationError, host: str, port: int, ser
         when = bad.not_valid_before_utc.isoformat() if bad is not None else "?"
         return TLSError(f"TLS: the certificate {subject} of {where} is not valid before {when}", "Check this machine's clock and the source's, or wait until the certificate's start date.", cause="not_yet_valid")
     if presented:
-        return explain_untrusted(presented, ca_certs, ca_file, where)
+        error = explain_untrusted(presented, ca_certs, ca_file, where)
+        error.presented = presented  # type: ignore[attr-defined] - so --json can show the chain
+        return error
     return TLSError(f"TLS: the certificate of {where} is not trusted ({exc.verify_message})", "Give the CA that issued the server's certificate with --ca.", cause="untrusted_issuer")
 
 
@@ -239,6 +242,32 @@ def check_privileges(client: ClusterClient, indices: list[str]) -> tuple[dict[st
     return answer, None
 
 
+INDEX_FIX = "Check the name against the source's indices (GET /_cat/indices?v on the source), or leave out --index to check only the connection."
+
+
+def check_indices_exist(client: ClusterClient, indices: list[str]) -> None:
+    """Raises ``ClusterError(index_not_found)`` for a name that is not an index, alias or data
+    stream of the source (privileges are granted on names, so they do not tell). Uses
+    ``_count``, which the 'read' privilege allows."""
+    for name in indices:
+        what = f"GET /{name}/_count"
+        resp = client.request("GET", f"/{quote(name, safe='*,')}/_count")
+        try:
+            body = resp.json()
+        except ValueError:  # orjson.JSONDecodeError is a ValueError
+            body = None
+        body = body if isinstance(body, dict) else {}
+        if resp.status == 200:
+            if "*" in name and (body.get("_shards") or {}).get("total", 1) == 0:
+                raise ClusterError(f"{name} matches no index on the source", INDEX_FIX, cause="index_not_found", status=200, body=body)
+            continue
+        error = body.get("error")
+        error_type = error.get("type") if isinstance(error, dict) else None
+        if resp.status == 404 and error_type in ("index_not_found_exception", None):
+            raise ClusterError(f"index {name} does not exist on the source", INDEX_FIX, cause="index_not_found", status=404, body=body)
+        raise client.error_for(resp, what)
+
+
 def check_source(
     url: str,
     ca_file: str | Path | None,
@@ -263,7 +292,9 @@ def check_source(
         try:
             probe = probe_tls(host, port, ca, servername=servername, timeout=timeout)
         except (TLSError, ConnectError) as exc:
-            return CheckResult.from_error(exc, url)
+            presented = getattr(exc, "presented", None) or []
+            chain = [summarize(c).to_dict() for c in order_chain(presented)] if presented else []
+            return CheckResult.from_error(exc, url, chain=chain)
         result.chain = [summarize(c).to_dict() for c in order_chain(probe.presented)]
         result.anchor = summarize(probe.anchor).to_dict() if probe.anchor is not None else None
         result.warnings += probe.warnings
@@ -276,6 +307,7 @@ def check_source(
                 result.privileges, warning = check_privileges(client, indices)
                 if warning:
                     result.warnings.append(warning)
+                check_indices_exist(client, indices)
     except RemoteReindexError as exc:
         return CheckResult.from_error(exc, url, chain=result.chain, anchor=result.anchor, warnings=result.warnings)
     result.version, result.flavor, result.cluster_name = info.version, info.flavor, info.cluster_name

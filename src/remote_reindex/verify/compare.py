@@ -13,6 +13,7 @@ holds an unspecified subset, so only counts can be compared.
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,7 +131,8 @@ class Report:
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self._tmp = path.with_name(path.name + ".partial") if path else None
-        self._fh: IO[bytes] | None = open(self._tmp, "wb") if self._tmp else None  # noqa: SIM115 - closed in close()
+        # 0600 like every file that holds data of the source (the rename keeps the mode)
+        self._fh: IO[bytes] | None = os.fdopen(os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") if self._tmp else None  # noqa: SIM115 - closed in close()
 
     def write(self, index: str, dest_index: str, kind: str, ids: Iterable[str]) -> None:
         if self._fh is None:

@@ -17,10 +17,14 @@ runner (``runner.IndexJob``) turns each acknowledged batch into a saved cursor
 from __future__ import annotations
 
 import importlib
+import os
 import re
+import signal
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +37,7 @@ from ...state.store import JobState
 from ..options import ClientOptions
 from ..progress import Progress
 from ..summary import RunSummary
+from .resume import kept_docs
 from .runner import DocBudget, IndexJob, RunContext, Transform
 from .sink import AdaptiveLimit, DeadLetters
 from .source import choose_read_mode, slice_count
@@ -41,6 +46,7 @@ __all__ = ["copy", "plan", "load_transform"]
 
 INDICES_AT_ONCE = 2  # jobs run together; the destination, not the client, is usually the limit
 DEFAULT_READ_SIZE = 1000
+INTERRUPT_GRACE = 30.0  # seconds the first Ctrl-C waits for the _bulk requests in flight
 
 
 def load_transform(spec: str | None) -> Transform | None:
@@ -64,6 +70,52 @@ def load_transform(spec: str | None) -> Transform | None:
     if not callable(fn):
         raise UsageError(f"--transform: {module_name!r} has no function {func_name!r}", "Name a function defined in that module.")
     return fn
+
+
+class _Interrupt:
+    """SIGINT (Ctrl-C) during the copy: the first one stops reading, lets the batches in
+    flight be answered (at most ``INTERRUPT_GRACE`` seconds) so their cursors are saved,
+    and the run returns its summary marked ``interrupted``; a second one exits at once
+    (exit 130) with what the state file already holds. Installed only in the main thread."""
+
+    def __init__(self, jobs: list[IndexJob], progress: Progress) -> None:
+        self.jobs = jobs
+        self.progress = progress
+        self.requested = False
+        self.deadline: float | None = None
+        self._previous: Any = None
+        self._installed = False
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:  # the second Ctrl-C: do not wait any longer
+            sys.stderr.write("error: interrupted again: stopped without waiting for the writes in flight\n"
+                             "fix: run the same command again: it resumes from the last acknowledged document of each slice\n")
+            sys.stderr.flush()
+            os._exit(130)
+        self.requested = True
+        self.deadline = time.monotonic() + INTERRUPT_GRACE
+        for job in self.jobs:
+            job.summary.cancelled = True
+            job.stop.set()
+        sys.stderr.write(f"interrupted: stopping; waiting up to {INTERRUPT_GRACE:.0f} s for the writes in flight (Ctrl-C again to quit at once)\n")
+        sys.stderr.flush()
+
+    def wait(self, futures: list[Any]) -> None:
+        """Until every job is done, or the grace period after an interrupt is over."""
+        pending = set(futures)
+        while pending:
+            timeout = None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+            done, pending = futures_wait(pending, timeout=0.2 if timeout is None else min(timeout, 0.2))
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                return
+
+    def restore(self) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+            self._installed = False
 
 
 def _source_for(body: ReindexBody, dest: ClusterClient, options: ClientOptions, maxsize: int) -> ClusterClient:
@@ -131,6 +183,9 @@ def copy(body: ReindexBody, dest: ClusterClient, options: ClientOptions, progres
     says is finished is not copied again (``already_complete``, nothing written).
     """
     progress = progress or Progress()
+    if body.script is not None:
+        raise UsageError("the body's 'script' runs on the destination (server engine); the client engine cannot run it",
+                         "Use --engine server (or auto), or drop 'script' and give --transform module:function (a Python function called per document) with --engine client.")
     if options.plan_only:
         return plan(body, dest, options, progress)
     if state is not None and state.finished_before:
@@ -143,7 +198,7 @@ def copy(body: ReindexBody, dest: ClusterClient, options: ClientOptions, progres
         jobs, notes, ctx = _jobs(body, source, dest, options, progress, state)
         ctx.transform = transform
         if state is not None and state.resumed:
-            done = sum(state.docs_done(job.info.name) for job in jobs)
+            done = sum(kept_docs(state.cursors(job.info.name)) for job in jobs)  # rejected documents are not "copied"
             total = sum(job.info.docs for job in jobs)
             progress.message(f"resuming job {state.description} from state {state.path}: {done:,} of {total:,} documents already copied")
         if body.sort is not None:
@@ -154,11 +209,22 @@ def copy(body: ReindexBody, dest: ClusterClient, options: ClientOptions, progres
             for note in job.prepare():
                 progress.message(note)
         summary = RunSummary("client", state_file=str(state.path) if state is not None else None)
-        with ThreadPoolExecutor(max_workers=ctx.limit.maximum * 2, thread_name_prefix="bulk") as writers, \
-                ThreadPoolExecutor(max_workers=INDICES_AT_ONCE, thread_name_prefix="job") as job_pool:
+        summary.expected_docs = sum(job.info.docs for job in jobs) if body.max_docs is None else min(sum(job.info.docs for job in jobs), body.max_docs)
+        writers = ThreadPoolExecutor(max_workers=ctx.limit.maximum * 2, thread_name_prefix="bulk")
+        job_pool = ThreadPoolExecutor(max_workers=INDICES_AT_ONCE, thread_name_prefix="job")
+        interrupt = _Interrupt(jobs, progress)
+        try:
             ctx.writers = writers
             futures = [job_pool.submit(job.run) for job in jobs]  # phase 2 (+3 inside each job)
-            summary.indices = [f.result() for f in futures]
+            interrupt.wait(futures)
+            summary.interrupted = interrupt.requested
+            summary.abandoned = not all(f.done() for f in futures)
+            summary.indices = [f.result() if f.done() else job.summary for f, job in zip(futures, jobs)]
+        finally:
+            interrupt.restore()
+            wait_for_threads = not (interrupt.requested and summary.abandoned)
+            job_pool.shutdown(wait=wait_for_threads, cancel_futures=True)
+            writers.shutdown(wait=wait_for_threads, cancel_futures=True)
         if ctx.limit.lowered:
             progress.message(f"the destination pushed back (429/503); bulk concurrency was lowered {ctx.limit.lowered} time(s)")
         summary.took_ms = int((time.monotonic() - started) * 1000)

@@ -49,12 +49,14 @@ class SliceCursor:
     submitted: int = 0  # documents sent to the destination so far (>= docs_done)
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))  # acknowledged prefix, all runs
     replay_left: int = 0  # documents from the resume point that an earlier run may already have written
+    dead_letter: str | None = None  # the file this slice's rejected documents went to (kept in the state)
 
     def to_position(self) -> dict[str, Any]:
         """What the state file keeps for this slice (no secret: ids, sort values, counts)."""
         return {
             "mode": self.mode, "slice_max": self.slice_max, "pit_id": self.context_id if self.mode == "pit" else None,
             "search_after": self.search_after, "submitted": self.submitted, "counts": dict(self.counts),
+            **({"dead_letter": self.dead_letter} if self.dead_letter else {}),
         }
 
     def to_dict(self) -> dict[str, Any]:

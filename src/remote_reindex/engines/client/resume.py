@@ -76,6 +76,23 @@ def pit_alive(client: ClusterClient, info: ClusterInfo, pit_id: str, keep_alive:
     return not shards.get("failed")
 
 
+def kept_docs(saved: list[Cursor]) -> int:
+    """Documents of one index that earlier runs wrote and a resume keeps: the index's saved
+    total once done, else the acknowledged documents of slices without rejected documents
+    (those slices are read again, see ``plan_resume``)."""
+    whole = [c for c in saved if c.part == INDEX_PART and c.status == "done"]
+    if whole:
+        return whole[0].docs_done
+    kept = 0
+    for c in saved:
+        if not c.part.startswith("slice-"):
+            continue
+        counts = (c.position.get("counts") or {}) if isinstance(c.position, dict) else {}
+        if not int(counts.get("failed") or 0):
+            kept += c.docs_done
+    return kept
+
+
 @dataclass
 class ResumePlan:
     """The cursors one index starts from, and what earlier runs already acknowledged."""
@@ -88,6 +105,8 @@ class ResumePlan:
     prior_docs: int = 0  # acknowledged by earlier runs and kept (not replayed)
     replayed_slices: int = 0
     rejected_slices: int = 0  # read again because an earlier run had documents rejected in them
+    rejected_docs: int = 0  # documents earlier runs had rejected (dead-lettered) in those slices
+    dead_letters: list[str] = field(default_factory=list)  # the files they went to
 
     @property
     def resumed(self) -> bool:
@@ -143,6 +162,9 @@ def plan_resume(
             plan.cursors.append(_fresh(index, slice_id, slice_max, saved_mode, replay_left=max(int(pos.get("submitted") or 0), row.docs_done)))
             plan.replayed_slices += 1
             plan.rejected_slices += 1
+            plan.rejected_docs += counts["failed"]
+            if pos.get("dead_letter") and pos["dead_letter"] not in plan.dead_letters:
+                plan.dead_letters.append(str(pos["dead_letter"]))
         elif row is not None and row.status == "done":
             c = SliceCursor(index, slice_id, slice_max, saved_mode, docs_done=row.docs_done, finished=True,
                             submitted=int(pos.get("submitted") or row.docs_done), counts=counts)

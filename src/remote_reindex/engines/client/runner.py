@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -164,6 +165,8 @@ class IndexJob:
         ctx = self.ctx
         started = time.monotonic()
         s = self.summary
+        if self.stop.is_set():  # interrupted (Ctrl-C) before this job started: read nothing
+            return s
         saved = {c.part: c for c in ctx.state.cursors(self.info.name)} if ctx.state else {}
         row = saved.get(INDEX_PART)
         if row is not None and row.status == "done" and isinstance(row.position, dict):
@@ -258,6 +261,10 @@ class IndexJob:
                    "replay": "from the slice starts" + (" (scroll cannot rewind)" if reader.mode == "scroll" else " (the saved point in time expired and the source changed)")}[plan.how]
             ctx.progress.message(f"{name}: {plan.prior_docs:,} document(s) already copied; continuing {how}"
                                  + (f"; {replayed} slice(s) read again from their start" if replayed and plan.how != "replay" else ""))
+            if plan.rejected_slices:
+                where = f" (dead letter: {', '.join(plan.dead_letters)})" if plan.dead_letters else ""
+                ctx.progress.message(f"{name}: {plan.rejected_docs:,} document(s) rejected by an earlier run{where} are sent again: "
+                                     f"{plan.rejected_slices} slice(s) read again from their start")
         return plan
 
     def _save_slice(self, cursor: SliceCursor, status: str) -> None:
@@ -335,9 +342,10 @@ class IndexJob:
             return
         acks.sent(len(batch))  # saved before the write: a kill after it knows these may be on the destination
         fut = self.ctx.writers.submit(sink.write, batch)
-        fut.add_done_callback(lambda f: self._written(f, batch, acks, window, context_id, replay))
+        fut.add_done_callback(lambda f: self._written(f, batch, acks, window, context_id, replay, sink.dead_letter.path))
 
-    def _written(self, fut: Future, batch: Batch, acks: _SliceAcks, window: threading.Semaphore, context_id: str | None, replay: bool = False) -> None:
+    def _written(self, fut: Future, batch: Batch, acks: _SliceAcks, window: threading.Semaphore, context_id: str | None, replay: bool = False,
+                 dead_letter: Any = None) -> None:
         try:
             try:
                 r: BatchResult = fut.result()
@@ -364,6 +372,8 @@ class IndexJob:
                 room = 100 - len(s.failures)
                 if room > 0:
                     s.failures.extend(r.failures[:room])
+            if r.failed and dead_letter is not None:
+                acks.cursor.dead_letter = str(Path(dead_letter).resolve())  # kept in the state: a re-run elsewhere still finds it  # saved with the cursor: a re-run names the file
             if r.abort:
                 self.stop.set()  # conflicts=abort: stop at the first version conflict, as _reindex does
             acks.ack(batch.seq, len(batch), batch.docs[-1], context_id, counts)

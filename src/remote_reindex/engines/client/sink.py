@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -149,7 +150,8 @@ class DeadLetter:
         with self._lock:
             if self._fh is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._fh = open(self.path, "ab")
+                # 0600: the file holds whole documents (os.open's mode only applies to a new file)
+                self._fh = os.fdopen(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
             self._fh.write(line)
             self._fh.flush()
             self.count += 1

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...cluster import ClusterClient, ClusterInfo
-from ...errors import ConnectError, PreflightError, RemoteReindexError, TLSError, UsageError
+from ...errors import ConnectError, CopyError, PreflightError, RemoteReindexError, TLSError, UsageError
 from ...plan.body import ReindexBody
 from ...plan.indices import IndexInfo, dest_name_for, expand
 from ...plan.source import source_client
@@ -282,10 +282,12 @@ def _summarize(index: str, dest_index: str, jobs: list[Job], interrupted: bool) 
                                **({"partition": j.partition.label} if j.partition else {})})
         if j.task_id is None and j.error is None:
             s.cancelled = s.cancelled or interrupted  # never started
-    # documents not written: per-document failures, plus what a failed task never reached
+    # documents not written: per-document failures, plus what a failed task never reached. Version
+    # conflicts (op_type create onto existing ids) are counted in version_conflicts only, as the
+    # client engine does: the document is already there, so it is not a failed write.
     for j in jobs:
         if j.status is not None:
-            s.failed += len(j.status.failures)
+            s.failed += sum(1 for f in j.status.failures if not is_version_conflict(f))
             if j.error is not None:
                 s.failed += max(0, j.status.total - j.status.done)
     return s
@@ -353,14 +355,19 @@ def copy(body: ReindexBody, dest: ClusterClient, options: ServerOptions, progres
         for n in notes:
             progress.message(f"note: {n}")
 
+        written: list[str] = []  # what the metadata step created: after it, a refusal is a copy failure, not a preflight one
         if options.copy_metadata and src is not None:
             for p in plans:
                 if p.info.is_data_stream:
-                    for n in metadata.copy_data_stream_template(src, dest, p.info.name):
+                    ds_notes = metadata.copy_data_stream_template(src, dest, p.info.name)
+                    for n in ds_notes:
                         progress.message(n)
+                    if ds_notes:
+                        written.append(f"the index template of {p.info.name}")
                 else:
                     result = metadata.copy_index_metadata(src, dest, p.info.name, p.dest_index)
                     if result.created:
+                        written.append(p.dest_index)
                         progress.message(f"created {p.dest_index} with the mappings and settings of {p.info.name}")
                     if result.dropped_settings:
                         progress.message(f"note: settings the source cluster owns were not copied: {', '.join(result.dropped_settings)}")
@@ -421,7 +428,12 @@ def copy(body: ReindexBody, dest: ClusterClient, options: ServerOptions, progres
 
         errors = [j.error for j in jobs if j.error is not None]
         if errors and summary.totals()["created"] + summary.totals()["updated"] == 0 and not interrupted:
-            raise errors[0]  # nothing moved: the plain-words error is the whole story
+            first = errors[0]  # nothing moved: the plain-words error is the whole story
+            if isinstance(first, PreflightError) and written:
+                # with --skip-preflight the destination's refusal comes after the metadata step wrote: not "nothing written"
+                raise CopyError(f"{first.message} (no document was copied; already created on the destination: {', '.join(written)})",
+                                first.fix, cause=first.cause)
+            raise first
         for e in {e.message: e for e in errors}.values():
             progress.message(f"error: {e.message}\nfix: {e.fix}")
         if interrupted:
@@ -431,6 +443,11 @@ def copy(body: ReindexBody, dest: ClusterClient, options: ServerOptions, progres
     finally:
         if src is not None:
             src.close()
+
+
+def is_version_conflict(failure: dict[str, Any]) -> bool:
+    cause = failure.get("cause") if isinstance(failure, dict) else None
+    return isinstance(cause, dict) and (failure.get("status") == 409 or cause.get("type") == "version_conflict_engine_exception")
 
 
 def _part_label(job: Job) -> str:
@@ -491,6 +508,8 @@ def choose_engine(body: ReindexBody, dest: ClusterClient, options: ServerOptions
     if not body.is_remote:
         return "client", "the body has no source.remote"
     assert body.remote is not None
+    if body.script is not None:
+        return "server", "the body has a 'script', which only the destination can run"
     dest_info = dest.info()
     try:
         check_module(dest)

@@ -37,7 +37,7 @@ def node_clients(dest: ClusterClient, notes: list[str] | None = None) -> list[Cl
             continue
         url = _publish_url(dest.scheme, address)
         try:
-            client = ClusterClient(url, ca_file=dest.ca_file, verify=dest.verify, auth=dest.auth, maxsize=4)
+            client = ClusterClient(url, ca_file=dest.ca_file, verify=dest.verify, auth=dest.auth, maxsize=4, ca_flag=dest.ca_flag)
         except RemoteReindexError:
             continue
         if client.host_port in seen or _same_node(client, dest):
