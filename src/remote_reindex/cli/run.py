@@ -356,4 +356,4 @@ def job_stop_reason(summary: RunSummary) -> tuple[str, str] | None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("run", help="Step 5: copy the data (server engine: the destination's own _reindex; client engine: read here, _bulk there).")(run_cmd)
+    app.command("run", help="Step 5: copy the data (server engine: the destination's own _reindex; client engine: read here, _bulk there). Client engine: Ctrl-C stops reading, waits up to 30 s for the writes in flight, saves the cursors and exits 130; the same command resumes.")(run_cmd)
