@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 
 from .errors import UsageError
 from .tls.chain import CertSummary, is_ca, is_self_signed, summarize, validity_warnings
-from .tls.context import pem_blocks
+from .tls.context import pem_blocks, read_ca_bytes
 
 DEFAULT_NAME = "my_source_ca"
 CA_FILE_NAME = "cacert.pem"
@@ -64,14 +64,7 @@ def ca_path_for(name: str, target: str) -> str:
 def read_ca_file(path: str | Path, *, der: bool = False) -> list[x509.Certificate]:
     """Certificates in one file, or a ``UsageError`` saying what the file is instead."""
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"CA file not found: {p}", "Give the path of a PEM file with the source's CA certificate.") from None
-    except IsADirectoryError:
-        raise UsageError(f"CA file is a directory: {p}", "Give the path of a PEM file, not a folder.") from None
-    except PermissionError:
-        raise UsageError(f"CA file is not readable: {p}", "Check the file's permissions.") from None
+    data = read_ca_bytes(p)
     if not data.strip():
         raise UsageError(f"CA file is empty: {p}", "Write the CA certificate into it (get it with 'remote-reindex ca fetch HOST:PORT -o ca.pem').")
     if b"PRIVATE KEY-----" in data:

@@ -33,17 +33,23 @@ def pem_blocks(data: bytes) -> list[bytes]:
     return [m.group(0) + b"\n" for m in _PEM_CERT.finditer(data)]
 
 
-def load_certificates(path: str | Path) -> list[x509.Certificate]:
-    """Parse every certificate in a PEM file; a clear error when there is none."""
+def read_ca_bytes(path: str | Path) -> bytes:
+    """The bytes of a CA file, or a ``UsageError`` that says what is wrong with the path."""
     p = Path(path)
     try:
-        data = p.read_bytes()
+        return p.read_bytes()
     except FileNotFoundError:
         raise UsageError(f"CA file not found: {p}", "Give the path of a PEM file with the source's CA certificate.") from None
     except IsADirectoryError:
         raise UsageError(f"CA file is a directory: {p}", "Give the path of a PEM file, not a folder.") from None
     except PermissionError:
         raise UsageError(f"CA file is not readable: {p}", "Check the file's permissions.") from None
+
+
+def load_certificates(path: str | Path) -> list[x509.Certificate]:
+    """Parse every certificate in a PEM file; a clear error when there is none."""
+    p = Path(path)
+    data = read_ca_bytes(p)
     blocks = pem_blocks(data)
     if not blocks and b"PRIVATE KEY-----" in data:
         raise UsageError(
