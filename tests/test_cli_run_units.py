@@ -143,7 +143,7 @@ def test_tls_fix_names_the_flag_of_the_command() -> None:
 
 def test_cloud_steps_name_the_plan_flag() -> None:
     console, _ = cloud_steps("b", "x: y\n")
-    assert console[-1] == "5. Check it: remote-reindex run BODY.json --dest URL --plan, or a remote _reindex whose query matches nothing."
+    assert console[-1] == "5. Check it: remote-reindex run BODY.json --dest URL --engine server --plan (writes nothing), or a remote _reindex whose query matches nothing."
 
 
 # -- 7. --insecure ----------------------------------------------------------------------------

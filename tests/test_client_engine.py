@@ -314,6 +314,7 @@ def test_source_ca_wins_and_a_wrong_ca_fails_before_writing(source, es9_destinat
         copy(body, dest, ClientOptions(source_ca=str(other_ca)))
     assert info.value.cause == "untrusted_issuer"
     assert info.value.message.startswith(f"TLS: the certificate of https://localhost:{source.node.http_port} is not issued by a CA you trust")
+    assert info.value.fix == "Give the CA that issued the server's certificate with --source-ca (get it with 'remote-reindex ca fetch HOST:PORT -o ca.pem')."
     with pytest.raises(TLSError):  # no --source-ca: the system bundle from the environment does not know the private CA
         copy(body, dest, ClientOptions())
     assert dest.request("HEAD", "/client-never").status == 404

@@ -95,7 +95,7 @@ def cloud_steps(bundle_name: str, yaml_text: str) -> tuple[list[str], list[str]]
         "2. Open the DESTINATION deployment > Manage > Edit > Elasticsearch > 'Manage user settings and extensions'.",
         f"3. Extensions tab: tick '{bundle_name}'.",
         "4. User settings tab: paste the settings above (for every Elasticsearch node type that runs reindex), then Save: the nodes restart.",
-        "5. Check it: remote-reindex run BODY.json --dest URL --plan, or a remote _reindex whose query matches nothing.",
+        "5. Check it: remote-reindex run BODY.json --dest URL --engine server --plan (writes nothing), or a remote _reindex whose query matches nothing.",
     ]
     plan_update = {
         "resources": {
