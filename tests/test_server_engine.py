@@ -236,6 +236,9 @@ def test_11_cancel_in_the_middle(source, dest, dc, workdir):
         [sys.executable, "-m", "remote_reindex.cli.main", "run", str(body_file), "--dest", dest.url, "--engine", "server",
          "--source-ca", str(source.ca_file), "--requests-per-second", "100", "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        # as from a terminal: a test run started in the background by a non-interactive shell
+        # inherits SIGINT ignored, and Ctrl-C would never reach the copy
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 120
