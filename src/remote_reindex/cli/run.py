@@ -199,19 +199,31 @@ def check_engine_options(engine: str, client_only: list[str], server_only: list[
     return engine, None
 
 
+# Connection options of run and verify: declared once so both commands take them alike.
+SOURCE_CA_OPTION = typer.Option(None, "--source-ca", help="CA file (PEM) for the source as seen from here; wins over REQUESTS_CA_BUNDLE/SSL_CERT_FILE.")
+SOURCE_INSECURE_OPTION = typer.Option(False, "--source-insecure", help="Do not verify the source's certificate (prints a warning).")
+DEST_CA_OPTION = typer.Option(None, "--dest-ca", help="CA file (PEM) for the destination.")
+DEST_INSECURE_OPTION = typer.Option(False, "--dest-insecure", help="Do not verify the destination's certificate (prints a warning).")
+DEST_USER_OPTION = typer.Option(None, "--dest-user", help="Destination user (basic auth).")
+DEST_PASSWORD_ENV_OPTION = typer.Option(None, "--dest-password-env", metavar="VAR", help="Environment variable holding the destination password.")
+DEST_PASSWORD_FILE_OPTION = typer.Option(None, "--dest-password-file", metavar="FILE", help="File holding the destination password.")
+DEST_API_KEY_ENV_OPTION = typer.Option(None, "--dest-api-key-env", metavar="VAR", help="Environment variable holding a destination API key.")
+DEST_BEARER_ENV_OPTION = typer.Option(None, "--dest-bearer-env", metavar="VAR", help="Environment variable holding a destination bearer token.")
+
+
 def run_cmd(
     body_file: Optional[str] = typer.Argument(None, metavar="[BODY_FILE|-]", help="The guide's _reindex body (JSON) with source.remote; '-' reads standard input. ${VAR} is expanded from the environment."),
     dest: Optional[str] = typer.Option(None, "--dest", help="Destination cluster URL, e.g. https://dest:9200."),
     engine: str = typer.Option("auto", "--engine", help="server: the destination pulls with its own _reindex; client: this machine reads and writes; auto: server when the destination can pull, else client. Engine-specific options decide auto: --read-mode, --bulk-mb, --dead-letter, --transform pick the client engine, --partitions, --partition-field, --requests-per-second (and a body 'script') the server engine; given with the other --engine they are an error."),
-    source_ca: Optional[str] = typer.Option(None, "--source-ca", help="CA file (PEM) for the source as seen from here; wins over REQUESTS_CA_BUNDLE/SSL_CERT_FILE."),
-    source_insecure: bool = typer.Option(False, "--source-insecure", help="Do not verify the source's certificate (prints a warning)."),
-    dest_ca: Optional[str] = typer.Option(None, "--dest-ca", help="CA file (PEM) for the destination."),
-    dest_insecure: bool = typer.Option(False, "--dest-insecure", help="Do not verify the destination's certificate (prints a warning)."),
-    dest_user: Optional[str] = typer.Option(None, "--dest-user", help="Destination user (basic auth)."),
-    dest_password_env: Optional[str] = typer.Option(None, "--dest-password-env", metavar="VAR", help="Environment variable holding the destination password."),
-    dest_password_file: Optional[str] = typer.Option(None, "--dest-password-file", metavar="FILE", help="File holding the destination password."),
-    dest_api_key_env: Optional[str] = typer.Option(None, "--dest-api-key-env", metavar="VAR", help="Environment variable holding a destination API key."),
-    dest_bearer_env: Optional[str] = typer.Option(None, "--dest-bearer-env", metavar="VAR", help="Environment variable holding a destination bearer token."),
+    source_ca: Optional[str] = SOURCE_CA_OPTION,
+    source_insecure: bool = SOURCE_INSECURE_OPTION,
+    dest_ca: Optional[str] = DEST_CA_OPTION,
+    dest_insecure: bool = DEST_INSECURE_OPTION,
+    dest_user: Optional[str] = DEST_USER_OPTION,
+    dest_password_env: Optional[str] = DEST_PASSWORD_ENV_OPTION,
+    dest_password_file: Optional[str] = DEST_PASSWORD_FILE_OPTION,
+    dest_api_key_env: Optional[str] = DEST_API_KEY_ENV_OPTION,
+    dest_bearer_env: Optional[str] = DEST_BEARER_ENV_OPTION,
     parallel: Optional[int] = typer.Option(None, "--parallel", min=1, max=256, help="Client: slices read at once (default: the source's shard count). Server: tasks at once."),
     read_mode: Optional[str] = typer.Option(None, "--read-mode", help="Client engine read path: pit (point in time + search_after), scroll (sliced scroll), auto (the default)."),
     transform: Optional[str] = typer.Option(None, "--transform", metavar="MODULE:FUNCTION", help="Client engine: a Python function called per document (instead of 'script')."),

@@ -19,7 +19,10 @@ from ..tls.context import warn_insecure
 from ..verify import VerifyOptions, VerifyResult, verify
 from ..verify.reader import check_sample_size
 from .common import err, fail, out, print_json
-from .run import check_tls_flags, dest_client, load_body
+from .run import (
+    DEST_API_KEY_ENV_OPTION, DEST_BEARER_ENV_OPTION, DEST_CA_OPTION, DEST_INSECURE_OPTION, DEST_PASSWORD_ENV_OPTION,
+    DEST_PASSWORD_FILE_OPTION, DEST_USER_OPTION, SOURCE_CA_OPTION, SOURCE_INSECURE_OPTION, check_tls_flags, dest_client, load_body,
+)
 
 EXIT_DIFFERENT = MismatchError.exit_code
 
@@ -110,15 +113,15 @@ def mismatch_fix(result: VerifyResult) -> str:
 def verify_cmd(
     body_file: Optional[str] = typer.Argument(None, metavar="[BODY_FILE|-]", help="The same _reindex body given to 'run'; '-' reads standard input."),
     dest: Optional[str] = typer.Option(None, "--dest", help="Destination cluster URL, e.g. https://dest:9200."),
-    source_ca: Optional[str] = typer.Option(None, "--source-ca", help="CA file (PEM) for the source as seen from here; wins over REQUESTS_CA_BUNDLE/SSL_CERT_FILE."),
-    source_insecure: bool = typer.Option(False, "--source-insecure", help="Do not verify the source's certificate (prints a warning)."),
-    dest_ca: Optional[str] = typer.Option(None, "--dest-ca", help="CA file (PEM) for the destination."),
-    dest_insecure: bool = typer.Option(False, "--dest-insecure", help="Do not verify the destination's certificate (prints a warning)."),
-    dest_user: Optional[str] = typer.Option(None, "--dest-user", help="Destination user (basic auth)."),
-    dest_password_env: Optional[str] = typer.Option(None, "--dest-password-env", metavar="VAR", help="Environment variable holding the destination password."),
-    dest_password_file: Optional[str] = typer.Option(None, "--dest-password-file", metavar="FILE", help="File holding the destination password."),
-    dest_api_key_env: Optional[str] = typer.Option(None, "--dest-api-key-env", metavar="VAR", help="Environment variable holding a destination API key."),
-    dest_bearer_env: Optional[str] = typer.Option(None, "--dest-bearer-env", metavar="VAR", help="Environment variable holding a destination bearer token."),
+    source_ca: Optional[str] = SOURCE_CA_OPTION,
+    source_insecure: bool = SOURCE_INSECURE_OPTION,
+    dest_ca: Optional[str] = DEST_CA_OPTION,
+    dest_insecure: bool = DEST_INSECURE_OPTION,
+    dest_user: Optional[str] = DEST_USER_OPTION,
+    dest_password_env: Optional[str] = DEST_PASSWORD_ENV_OPTION,
+    dest_password_file: Optional[str] = DEST_PASSWORD_FILE_OPTION,
+    dest_api_key_env: Optional[str] = DEST_API_KEY_ENV_OPTION,
+    dest_bearer_env: Optional[str] = DEST_BEARER_ENV_OPTION,
     sample: Optional[int] = typer.Option(None, "--sample", metavar="N", help="Check N random documents from each side by id instead of all (counts are still exact)."),
     report: Optional[str] = typer.Option(None, "--report", metavar="FILE", help="Write every missing/extra/different id to FILE (NDJSON), however many."),
     parallel: Optional[int] = typer.Option(None, "--parallel", min=1, max=8, help="Slices read at once per cluster (default: the index's primary shards)."),
