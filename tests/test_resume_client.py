@@ -35,7 +35,8 @@ pytestmark = pytest.mark.nodes
 PASSWORD_VAR = "H8_SOURCE_PASSWORD"
 SRC_INDEX = "resume-src"
 SRC_DOCS = 3000
-SLOW = ["--read-size", "50", "--bulk-docs", "10", "--parallel", "2"]  # many small acknowledged steps
+BULK_DOCS = 10
+SLOW = ["--read-size", "50", "--bulk-docs", str(BULK_DOCS), "--parallel", "2"]  # many small acknowledged steps
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -120,20 +121,26 @@ def count(c: ClusterClient, index: str) -> int:
 
 
 def kill_cycles(args: list[str], state: Path, env: dict[str, str], *, min_kills: int, rng: random.Random,
-                max_delay: float = 0.25, timeout: float = 600, total: int = SRC_DOCS) -> tuple[int, subprocess.CompletedProcess]:
-    """Start, wait until the state shows new progress, wait a random moment, SIGKILL; again,
-    until ``min_kills`` kills happened; then one run to the end. Returns (kills, last run)."""
+                max_steps: int = 4, max_delay: float = 0.02, timeout: float = 600,
+                total: int = SRC_DOCS) -> tuple[int, subprocess.CompletedProcess]:
+    """Start, wait until the state shows 1..``max_steps`` new acknowledged bulks, wait a random
+    moment, SIGKILL; again, until ``min_kills`` kills happened; then one run to the end.
+    Returns (kills, last run).
+
+    The kill moment is counted in acknowledged progress, not in seconds: a faster machine then
+    copies no more per cycle than a slow one, and the number of kills a copy allows does not
+    depend on the machine (a time-based wait let a quiet CI machine finish after 7 kills)."""
     kills = 0
     deadline = time.monotonic() + timeout
     while kills < min_kills:
         assert time.monotonic() < deadline, f"only {kills} kills in {timeout}s"
-        before = acked(state)
+        target = acked(state) + BULK_DOCS * rng.randint(1, max_steps)
         proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
         try:
-            while proc.poll() is None and acked(state) <= before:
-                time.sleep(0.01)
+            while proc.poll() is None and acked(state) < target:
+                time.sleep(0.002)
             if proc.poll() is None:
-                time.sleep(rng.uniform(0, max_delay))
+                time.sleep(rng.uniform(0, max_delay))  # land at different moments between two saves
             # not once everything is acknowledged: a kill after the run saved "complete" would leave
             # the next run nothing to do, and this test no final summary to check
             if proc.poll() is None and acked(state) < total:
