@@ -4,6 +4,7 @@ comparison, the by-hand commands, and nothing left running afterwards."""
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -54,4 +55,62 @@ def test_demo_end_to_end_leaves_nothing_behind():
     finally:
         if (home / "state.json").exists():
             run_cli("sandbox", "down", "--home", str(home), timeout=300)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def signal_when(args: list[str], marker: str, sig: int, *, stream: str = "stderr", timeout: float = 600) -> tuple[int, str]:
+    """Start the CLI, read ``stream`` line by line until ``marker`` shows, send ``sig``; returns
+    (exit code, everything it printed on both streams)."""
+    proc = subprocess.Popen([sys.executable, "-m", "remote_reindex.cli.main", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    seen: list[str] = []
+    try:
+        pipe = getattr(proc, stream)
+        for line in pipe:
+            seen.append(line)
+            if marker in line:
+                proc.send_signal(sig)
+                break
+        else:
+            pytest.fail(f"{marker!r} never printed: {''.join(seen)[-3000:]}")
+        rest_out, rest_err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, "".join(seen) + rest_out + rest_err
+
+
+@pytest.mark.nodes
+def test_demo_terminated_stops_the_nodes_it_started():
+    home = new_home("pytest-demo-term-")
+    try:
+        # --keep: a kept sandbox is for a finished demo; an interrupted one is stopped all the same
+        code, text = signal_when(["demo", "--docs", "200", "--keep", "--home", str(home)], "Step 2:", signal.SIGTERM, stream="stdout")
+        assert code == 143, text[-3000:]
+        assert text.strip().splitlines()[-2:] == [
+            "error: terminated: the nodes this command started were stopped",
+            "fix: run the command again; 'remote-reindex sandbox status' shows what still runs (a sandbox that was up "
+            "before, or kept with --keep), 'remote-reindex sandbox down' stops it",
+        ]
+        assert "Traceback" not in text
+        assert not processes_under(home / "nodes") and not (home / "state.json").exists()
+    finally:
+        if (home / "state.json").exists():
+            run_cli("sandbox", "down", "--home", str(home), timeout=300)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.mark.nodes
+def test_sandbox_up_terminated_while_loading_stops_both_nodes():
+    home = new_home("pytest-up-term-")
+    try:
+        code, text = signal_when(["sandbox", "up", "--docs", "200000", "--home", str(home)], "loading 200000 documents", signal.SIGTERM)
+        assert code == 143, text[-3000:]
+        assert "error: terminated: the nodes this command started were stopped" in text and "Traceback" not in text
+        assert not processes_under(home / "nodes")
+        status = run_cli("sandbox", "status", "--home", str(home))
+        assert status.returncode == 0 and b"no sandbox" in status.stdout
+    finally:
+        run_cli("sandbox", "down", "--home", str(home), timeout=300)
         shutil.rmtree(home, ignore_errors=True)

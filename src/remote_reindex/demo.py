@@ -77,14 +77,14 @@ class _SayProgress(Progress):
 
     def __init__(self, say: Say) -> None:
         self._say = say
-        self._last = 0.0
+        self._last = time.monotonic()  # the first line after 5 s, when there is progress to show
 
     def message(self, text: str) -> None:
         self._say(f"    {text}")
 
     def set_completed(self, index: str, done: int, total: int | None = None) -> None:
         now = time.monotonic()
-        if now - self._last >= 5:
+        if done and now - self._last >= 5:  # "0 documents" says nothing
             self._last = now
             self._say(f"    {index}: {done:,}" + (f" / {total:,}" if total else "") + " documents")
 
@@ -185,6 +185,10 @@ def run_demo(*, docs: int = DEFAULT_DOCS, home: str | Path | None = None, keep: 
             dc.request("DELETE", f"/{SAMPLE_INDEX}")  # a reused sandbox: start from empty
             summary = copy(body, dc, options, _SayProgress(say))
             assert not isinstance(summary, dict)
+            if any(i.cancelled for i in summary.indices):
+                # Ctrl-C or SIGTERM reached the engine, which cancelled its tasks and returned: stop
+                # here (the finally below stops the nodes) instead of comparing a half copy
+                raise KeyboardInterrupt
             t = summary.totals()
             found(s5, f"copied: created {t['created']:,}, updated {t['updated']:,}, failed {t['failed']:,} in {summary.took_ms / 1000:.1f}s")
             result.dest_docs = int(dc.call("GET", f"/{SAMPLE_INDEX}/_count")["count"])
@@ -196,6 +200,9 @@ def run_demo(*, docs: int = DEFAULT_DOCS, home: str | Path | None = None, keep: 
         result.ok = all(s.ok for s in result.steps)
         if not result.ok:
             raise CopyError("the destination does not hold exactly the source's documents", "See the step 5 lines above.")
+    except KeyboardInterrupt:
+        tear_down = fresh  # --keep is for a finished demo; an interrupted one stops the nodes it started
+        raise
     finally:
         result.by_hand = by_hand_commands(sandbox, workdir)
         result.seconds = time.monotonic() - t0

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from ..errors import RemoteReindexError, UsageError
-from .common import err, fail, out, print_json
+from .common import err, fail, out, print_json, terminate_as_interrupt
 
 HOME_HELP = "Sandbox folder (default: $REMOTE_REINDEX_SANDBOX_HOME or /var/tmp/remote-reindex/sandbox); not under /root."
 
@@ -28,7 +28,8 @@ def demo_cmd(
     try:
         if docs is not None and not 1 <= docs <= 2_000_000:
             raise UsageError(f"--docs must be between 1 and 2000000, not {docs}", "Give a document count such as --docs 20000.")
-        result = run_demo(docs=docs or DEFAULT_DOCS, home=home, keep=keep, say=say)
+        with terminate_as_interrupt():  # a killed demo stops its nodes too
+            result = run_demo(docs=docs or DEFAULT_DOCS, home=home, keep=keep, say=say)
     except RemoteReindexError as exc:
         fail(exc, as_json=as_json)
     say("\nThe same steps by hand" + ("" if result.kept else " (run the demo with --keep to try them on these nodes)") + ":")

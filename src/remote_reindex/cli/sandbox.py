@@ -9,7 +9,7 @@ import typer
 
 from ..errors import RemoteReindexError
 from ..sandbox import DESTINATIONS, SOURCE_VERSIONS, Sandbox
-from .common import err, fail, out, print_json
+from .common import err, fail, out, print_json, terminate_as_interrupt
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
@@ -36,7 +36,8 @@ def up(
     """Start a TLS source with a fresh private CA and a destination that does not trust it yet."""
     try:
         sb = _sandbox(home)
-        created = sb.up(source_version=source_version, destination=destination, docs=docs, destination_nodes=destination_nodes, progress=_progress)
+        with terminate_as_interrupt():  # killed while starting: stop what was started
+            created = sb.up(source_version=source_version, destination=destination, docs=docs, destination_nodes=destination_nodes, progress=_progress)
         for warning in sb.warnings:
             err.print(f"[bold yellow]warning:[/] {warning}", markup=True, highlight=False)
         if not created:
