@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,6 +21,7 @@ from pathlib import Path
 
 from remote_reindex.sandbox import Sandbox, load_sample_index, new_home
 from remote_reindex.sandbox.data import sample_id
+from run import run_child  # bench/run.py, beside this script
 
 
 def main() -> int:
@@ -61,21 +60,22 @@ def main() -> int:
                "--source-ca", str(sb.source.ca_file), "--json", "--report", str(work / "ids.ndjson")]
         if args.parallel:
             cmd += ["--parallel", str(args.parallel)]
-        t1 = time.monotonic()
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        took = time.monotonic() - t1
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
-        out = json.loads(proc.stdout) if proc.stdout.strip() else {}
+        # peak RSS polled from the child's VmHWM (run.py's run_child): ru_maxrss of a waited-for
+        # child carries this process's own high-water mark (it generated the documents) across exec
+        child = run_child(cmd, env, work)
+        took = child.wall_s
+        out = json.loads(child.stdout) if child.stdout.strip() else {}
         r = (out.get("indices") or [{}])[0]
         print(json.dumps({
-            "docs": args.docs, "exit_code": proc.returncode, "seconds": round(took, 1),
-            "docs_per_second_per_side": round(args.docs / took) if took else None, "peak_rss_mb": round(peak_mb, 1),
+            "docs": args.docs, "exit_code": child.code, "seconds": round(took, 1),
+            "docs_per_second_per_side": round(args.docs / took) if took else None, "peak_rss_mb": round(child.rss_mb, 1),
+            "rss_mb_each_tenth": child.rss_timeline, "cpu_s": round(child.cpu_s, 1),
             "buckets_unequal": r.get("buckets_unequal"), "missing": r.get("missing_count"), "extra": r.get("extra_count"),
             "different": r.get("different_count"),
         }, indent=2))
-        if proc.returncode not in (0, 11):
-            print(proc.stderr, file=sys.stderr)
-        return 0 if proc.returncode in (0, 11) else 1
+        if child.code not in (0, 11):
+            print(child.stderr.decode(errors="replace"), file=sys.stderr)
+        return 0 if child.code in (0, 11) else 1
     finally:
         sb.down()
         shutil.rmtree(home, ignore_errors=True)
