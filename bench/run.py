@@ -220,8 +220,13 @@ def bench_client(sb: Sandbox, password: str, workdir: Path, docs: int, extra_arg
         dst.request("DELETE", f"/{name}")  # the engine creates it with the source's mappings and settings
     body_file = workdir / "client-body.json"
     body_file.write_bytes(orjson.dumps(remote_body(sb.source, name, "${BENCH_SOURCE_PASSWORD}")))  # the secret stays in the environment
+    # a fresh state file per run: with the default one, a second run on a kept sandbox is the same
+    # job, found complete, and copies nothing
+    state = workdir / "client-state.sqlite"
+    for f in (state, Path(f"{state}-wal"), Path(f"{state}-shm")):
+        f.unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "remote_reindex.cli.main", "run", str(body_file), "--dest", sb.destination.url, "--engine", "client",
-           "--source-ca", str(sb.source.ca_file), "--json", *extra_args]
+           "--source-ca", str(sb.source.ca_file), "--state", str(state), "--json", *extra_args]
     with DestCpu(sb.destination.node.pid) as dcpu:
         r = run_child(cmd, {**os.environ, "BENCH_SOURCE_PASSWORD": password}, workdir)
     if r.code != 0:

@@ -24,10 +24,12 @@ import trustme
 
 from remote_reindex.cluster import ClusterClient
 from remote_reindex.engines.client import copy
+from remote_reindex.engines.client.source import choose_page_size
 from remote_reindex.engines.options import ClientOptions
 from remote_reindex.engines.summary import RunSummary
 from remote_reindex.errors import TLSError, UsageError
 from remote_reindex.plan.body import ReindexBody, parse_body
+from remote_reindex.plan.doc_size import average_document_bytes
 from remote_reindex.sandbox import SAMPLE_INDEX
 
 pytestmark = pytest.mark.nodes
@@ -292,8 +294,14 @@ def test_cli_json_summary_and_plan(source, es9_destination, source_docs, tmp_pat
     assert plan.returncode == 0, plan.stderr
     p = orjson.loads(plan.stdout)
     assert p["engine"] == "client"
+    with source.client() as sc:
+        avg = average_document_bytes(sc, SAMPLE_INDEX)
+    assert avg is not None and 50 < avg < 2000  # the sample documents: ~1 KB of JSON, compressed on disk
+    page, why = choose_page_size(avg)
     assert p["indices"] == [{"index": SAMPLE_INDEX, "dest_index": "client-cli", "docs": source.docs, "kind": "index", "shards": 2,
-                             "read_mode": "pit", "slices": 2, "op_type": "index", "metadata": "create from source"}]
+                             "read_mode": "pit", "slices": 2, "op_type": "index", "page_size": page,
+                             "page_size_reason": f"documents of about {avg:,} bytes stored", "metadata": "create from source"}]
+    assert f"read {page} docs per page" in " ".join(p["notes"])
     assert dest.request("HEAD", "/client-cli").status == 404  # the plan wrote nothing
 
     proc = subprocess.run(base + ["--json", "--read-mode", "scroll", "--parallel", "3"], capture_output=True, text=True, timeout=300, env=os.environ.copy())

@@ -16,7 +16,7 @@ from remote_reindex.engines.client.bulk import BatchBuilder, WriteSpec, classify
 from remote_reindex.engines.client.docs import Doc, SliceCursor
 from remote_reindex.engines.client.runner import DocBudget, _SliceAcks
 from remote_reindex.engines.client.sink import AdaptiveLimit, DeadLetter
-from remote_reindex.engines.client.source import choose_read_mode, pit_usable, slice_count
+from remote_reindex.engines.client.source import choose_page_size, choose_read_mode, pit_usable, slice_count
 from remote_reindex.engines.metadata import clean_mappings, clean_settings
 from remote_reindex.errors import UsageError
 
@@ -240,3 +240,13 @@ def test_transform_spec_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert info.value.message == "--transform: 'h3_tx_mod' has no function 'nope'"
     fn = load_transform("h3_tx_mod:up")
     assert fn is not None and fn({"_source": {}})["_source"] == {"x": 1}
+
+
+def test_page_size_follows_the_document_size():
+    assert choose_page_size(None) == (1000, "document size unknown")
+    # the sandbox's ~1.1 KB documents store in ~230 bytes: the cap
+    assert choose_page_size(230) == (3000, "documents of about 230 bytes stored")
+    # 100 KB stored (~300 KB of JSON each): 13 per page, ~4 MB
+    assert choose_page_size(100_000) == (13, "documents of about 100,000 bytes stored")
+    # huge documents: never fewer than 10 per page
+    assert choose_page_size(50_000_000)[0] == 10

@@ -31,6 +31,7 @@ from typing import Any
 from ...cluster import ClusterClient
 from ...errors import UsageError
 from ...plan.body import ReindexBody
+from ...plan.doc_size import average_document_bytes
 from ...plan.indices import dest_name_for, expand
 from ...plan.source import source_client
 from ...state.store import JobState
@@ -40,12 +41,11 @@ from ..summary import RunSummary
 from .resume import kept_docs
 from .runner import DocBudget, IndexJob, RunContext, Transform
 from .sink import AdaptiveLimit, DeadLetters
-from .source import choose_read_mode, slice_count
+from .source import choose_page_size, choose_read_mode, slice_count
 
 __all__ = ["copy", "plan", "load_transform"]
 
 INDICES_AT_ONCE = 2  # jobs run together; the destination, not the client, is usually the limit
-DEFAULT_READ_SIZE = 1000
 INTERRUPT_GRACE = 30.0  # seconds the first Ctrl-C waits for the _bulk requests in flight
 
 
@@ -134,7 +134,7 @@ def _jobs(body: ReindexBody, source: ClusterClient, dest: ClusterClient, options
         source=source, source_info=source_info, dest=dest, body=body, options=options, progress=progress,
         limit=AdaptiveLimit(writers_max), writers=None,  # type: ignore[arg-type]  # set when the run starts
         budget=DocBudget(body.max_docs), dead_letters=DeadLetters(options.dead_letter_file),
-        page_size=options.read_size or body.size or DEFAULT_READ_SIZE, state=state,
+        state=state,
     )
     jobs: list[IndexJob] = []
     for info in expansion.indices:
@@ -142,7 +142,13 @@ def _jobs(body: ReindexBody, source: ClusterClient, dest: ClusterClient, options
         if same_cluster and dest_index == info.name:
             raise UsageError(f"source and destination are the same index: {info.name}", "Set dest.index to another name (or copy to another cluster with source.remote).")
         mode = choose_read_mode(options.read_mode, source_info, data_stream=info.is_data_stream)
-        jobs.append(IndexJob(ctx, info, dest_index, mode, slice_count(options.parallel, info.shards, mode, source_info)))
+        job = IndexJob(ctx, info, dest_index, mode, slice_count(options.parallel, info.shards, mode, source_info))
+        explicit = options.read_size or body.size  # --read-size, or the body's source.size (the _reindex batch size)
+        if explicit:
+            job.page_size, job.page_reason = explicit, "--read-size" if options.read_size else "source.size from the body"
+        else:
+            job.page_size, job.page_reason = choose_page_size(average_document_bytes(source, info.name))
+        jobs.append(job)
     return jobs, expansion.notes, ctx
 
 
@@ -159,10 +165,13 @@ def plan(body: ReindexBody, dest: ClusterClient, options: ClientOptions, progres
         items.append({
             "index": job.info.name, "dest_index": job.dest_index, "docs": job.info.docs if body.max_docs is None else min(job.info.docs, body.max_docs),
             "kind": job.info.kind, "shards": job.info.shards, "read_mode": job.mode, "slices": job.slices, "op_type": job.spec.op_type,
+            "page_size": job.page_size, "page_size_reason": job.page_reason,
             "metadata": "skip (--no-metadata)" if not options.copy_metadata else ("exists, kept" if exists else "create from source"),
         })
     notes = list(notes)
-    notes.append(f"source {ctx.source_info.label()}; read {ctx.page_size} docs per page; _bulk up to {options.bulk_bytes // (1024 * 1024)} MB / {options.bulk_docs} docs")
+    pages = sorted({job.page_size for job in jobs})
+    per_page = f"{pages[0]}" if len(pages) == 1 else f"{pages[0]}-{pages[-1]}"
+    notes.append(f"source {ctx.source_info.label()}; read {per_page} docs per page; _bulk up to {options.bulk_bytes // (1024 * 1024)} MB / {options.bulk_docs} docs")
     if body.max_docs is not None:
         notes.append(f"max_docs {body.max_docs} over the whole run")
     if source is not dest:

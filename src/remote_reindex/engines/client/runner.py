@@ -71,7 +71,6 @@ class RunContext:
     budget: DocBudget
     dead_letters: DeadLetters
     transform: Transform | None = None
-    page_size: int = 1000
     state: JobState | None = None  # the state file: cursors saved after every acknowledged batch
 
 
@@ -130,6 +129,8 @@ class IndexJob:
     cursors: list[SliceCursor] = field(default_factory=list)
     metadata: MetadataResult | None = None
     _aliases: dict[str, Any] | None = None
+    page_size: int = 1000  # documents per search page (set from the index's document size)
+    page_reason: str = ""
 
     def __post_init__(self) -> None:
         self.summary = IndexSummary(self.info.name, self.dest_index, "client")
@@ -176,7 +177,7 @@ class IndexJob:
         expected = self.info.docs if ctx.budget.left is None else min(self.info.docs, max(ctx.budget.left, 0))
         ctx.progress.start_index(self.info.name, expected)
         reader = IndexReader(
-            ctx.source, ctx.source_info, self.info.name, mode=self.mode, slices=self.slices, page_size=ctx.page_size,
+            ctx.source, ctx.source_info, self.info.name, mode=self.mode, slices=self.slices, page_size=self.page_size,
             keep_alive=ctx.options.keep_alive, query=ctx.body.query, source_filter=ctx.body.source_filter,
             want_version=self.spec.wants_version, max_retries=ctx.options.max_retries, stop=self.stop,
             on_retry=self._search_retry,

@@ -30,6 +30,7 @@ from urllib.parse import quote
 
 from ...cluster import ClusterClient, ClusterInfo
 from ...errors import ClusterError, ConnectError, TimeoutError_, TLSError, UsageError
+from ...plan.doc_size import COMPRESSION_FACTOR
 from .docs import Doc, Page, SliceCursor
 from .pages import SearchPage, decode_search
 
@@ -91,6 +92,29 @@ def pit_usable(info: ClusterInfo) -> bool:
         return info.supports_pit
     # _shard_doc arrived in 7.12 and sliced PITs in 7.15 (before that PIT could not be sliced)
     return info.version_tuple >= (7, 15, 0)
+
+
+DEFAULT_PAGE_SIZE = 1000  # documents per search page when their size is unknown
+PAGE_TARGET_BYTES = 4 * 1024 * 1024  # one search page: about this much JSON
+MAX_PAGE_SIZE = 3000
+MIN_PAGE_SIZE = 10
+
+
+def choose_page_size(avg_stored_bytes: int | None) -> tuple[int, str]:
+    """Pure: documents per search page from the index's average stored document size, so
+    that a page is about ``PAGE_TARGET_BYTES`` of JSON whatever the documents weigh.
+
+    Measured on the sandbox (200,000 documents of ~1.1 KB JSON, 230 bytes stored, the
+    source, the destination and this process on 2 cores): pages of 2,500 or 5,000 copied
+    ~10-15 % faster than pages of 1,000 (the source spends less per document on fewer,
+    larger searches), at +6 MB and +25 MB peak RSS. MAX_PAGE_SIZE keeps most of the gain
+    for little memory; the byte target keeps pages of large documents small (1,000 pages
+    of 1 MB documents would be a 1 GB response)."""
+    if not avg_stored_bytes:
+        return DEFAULT_PAGE_SIZE, "document size unknown"
+    est = max(1, int(avg_stored_bytes * COMPRESSION_FACTOR))
+    size = max(MIN_PAGE_SIZE, min(MAX_PAGE_SIZE, PAGE_TARGET_BYTES // est))
+    return size, f"documents of about {avg_stored_bytes:,} bytes stored"
 
 
 def choose_read_mode(requested: str, info: ClusterInfo, *, data_stream: bool = False) -> str:

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...cluster import ClusterClient
+from ...plan.doc_size import COMPRESSION_FACTOR
 from .translate import REMOTE_BUFFER_BYTES
 
 DEFAULT_SIZE = 1000  # the server's own default batch
 MAX_SIZE = 5000
 TARGET_RESPONSE_BYTES = 20 * 1024 * 1024  # a fifth of the buffer: JSON overhead, uneven documents
-COMPRESSION_FACTOR = 3.0  # a stored document is rarely less than a third of its JSON
 
 
 @dataclass(frozen=True)
@@ -26,20 +25,6 @@ class BatchChoice:
     estimated_response_bytes: int | None
     warning: str | None = None  # the user's size will likely overflow the buffer
     reason: str = ""
-
-
-def average_document_bytes(source: ClusterClient, index: str) -> int | None:
-    """Primary store size / primary document count of one index on the source."""
-    try:
-        stats = source.call("GET", f"/{index}/_stats/store,docs")
-    except Exception:  # noqa: BLE001 - a hint only: a role without monitor on the index must not stop the copy
-        return None
-    prim = (stats.get("_all") or {}).get("primaries") or {}
-    docs = int((prim.get("docs") or {}).get("count") or 0)
-    store = int((prim.get("store") or {}).get("size_in_bytes") or 0)
-    if docs <= 0 or store <= 0:
-        return None
-    return max(1, store // docs)
 
 
 def choose_batch_size(avg_doc_bytes: int | None, user_size: int | None) -> BatchChoice:

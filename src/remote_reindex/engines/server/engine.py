@@ -20,6 +20,7 @@ from typing import Any
 from ...cluster import ClusterClient, ClusterInfo
 from ...errors import ConnectError, CopyError, PreflightError, RemoteReindexError, TLSError, UsageError
 from ...plan.body import ReindexBody
+from ...plan.doc_size import average_document_bytes
 from ...plan.indices import IndexInfo, dest_name_for, expand
 from ...plan.source import source_client
 from ...state.store import JobState
@@ -27,7 +28,7 @@ from .. import metadata
 from ..options import ServerOptions
 from ..progress import Progress
 from ..summary import IndexSummary, RunSummary
-from .batch import BatchChoice, average_document_bytes, choose_batch_size
+from .batch import BatchChoice, choose_batch_size
 from .nodes import RoundRobin, describe, node_clients
 from .partitions import Partition, choose_field, index_mapping, plan_partitions
 from .preflight import check_allowlist, check_module, check_versions, dest_index_state, probe_trust
