@@ -33,8 +33,8 @@ class _Hits(msgspec.Struct):
 
 
 class SearchPage(msgspec.Struct, rename={"scroll_id": "_scroll_id", "shards": "_shards"}):
-    """The parts of a ``_search`` / ``_search/scroll`` answer the reader uses (the same
-    fields its ``filter_path`` keeps). ``get`` answers like the response dict would, so
+    """The parts of a ``_search`` / ``_search/scroll`` answer the reader uses (the rest is
+    skipped by the decoder). ``get`` answers like the response dict would, so
     callers read ``pit_id``, ``_scroll_id``, ``_shards`` and ``timed_out`` as before."""
 
     hits: _Hits = msgspec.field(default_factory=_Hits)

@@ -12,9 +12,13 @@ Sort order per flavor:
   read there uses at least one slice per shard (a slice never spans two shards when
   ``max >= shards``), and data streams (several indices) use scroll.
 
-Hot path: responses (limited by ``filter_path`` to what we use) are decoded with msgspec
-into typed structs, each ``_source`` kept as the raw bytes the source sent, which go into
-the bulk body as they are (``pages.py``; see bench/README.md for the measurement).
+Hot path: responses are decoded with msgspec into typed structs, each ``_source`` kept as
+the raw bytes the source sent, which go into the bulk body as they are (``pages.py``; see
+bench/README.md for the measurement). Searches carry no ``filter_path``: with a filter,
+Elasticsearch parses every ``_source`` and writes it again instead of copying its stored
+bytes, which costs the source CPU and changes documents (``1.00000000000000000001``
+becomes ``1.0``, ``1e400`` the string ``"Infinity"``; verified on 7.17). The unused fields
+of each hit (``_type``, ``_score``) are skipped by the decoder.
 """
 
 from __future__ import annotations
@@ -34,9 +38,6 @@ from ...plan.doc_size import COMPRESSION_FACTOR
 from .docs import Doc, Page, SliceCursor
 from .pages import SearchPage, decode_search
 
-_HIT_FIELDS = "hits.hits._id,hits.hits._index,hits.hits._source,hits.hits._routing,hits.hits._version,hits.hits.sort"
-_PIT_FILTER = f"pit_id,_shards.failed,_shards.failures,timed_out,{_HIT_FIELDS}"
-_SCROLL_FILTER = f"_scroll_id,_shards.failed,_shards.failures,timed_out,{_HIT_FIELDS}"
 RETRYABLE_SEARCH_STATUSES = frozenset({429, 502, 503, 504})
 # Transport causes worth retrying inside a run: the other side restarted, was cut off, or
 # answered too slowly. DNS and certificate problems are not (they do not heal by waiting).
@@ -254,7 +255,7 @@ class IndexReader:
             body["pit"] = {"id": pit_id, "keep_alive": self.keep_alive}
             if search_after is not None:
                 body["search_after"] = search_after
-            data = self._with_retries(lambda: self._search("POST", "/_search", body, _PIT_FILTER), f"read {self.index}")
+            data = self._with_retries(lambda: self._search("POST", "/_search", body), f"read {self.index}")
             pit_id = data.get("pit_id") or pit_id
             with self._lock:
                 self.pit_id = pit_id
@@ -305,7 +306,7 @@ class IndexReader:
         check = hashlib.blake2b(digest_size=16) if skip else None
         seen = 0
         # Opening a scroll consumes nothing: safe to retry like any search.
-        data = self._with_retries(lambda: self._search("POST", path, body, _SCROLL_FILTER, {"scroll": self.keep_alive, "expand_wildcards": "all"}), f"read {self.index}")
+        data = self._with_retries(lambda: self._search("POST", path, body, {"scroll": self.keep_alive, "expand_wildcards": "all"}), f"read {self.index}")
         while True:
             scroll_id = data.get("_scroll_id")
             if scroll_id:
@@ -336,7 +337,7 @@ class IndexReader:
                 return
             try:
                 data = self._with_retries(
-                    lambda: self._search("POST", "/_search/scroll", {"scroll": self.keep_alive, "scroll_id": scroll_id}, _SCROLL_FILTER),
+                    lambda: self._search("POST", "/_search/scroll", {"scroll": self.keep_alive, "scroll_id": scroll_id}),
                     f"read {self.index}", in_place=_scroll_retry_in_place,
                 )
             except (ClusterError, ConnectError) as exc:
@@ -356,8 +357,9 @@ class IndexReader:
             except ConnectError:
                 pass
 
-    def _search(self, method: str, path: str, body: Mapping[str, Any], filter_path: str, params: Mapping[str, Any] | None = None) -> SearchPage:
-        resp = self.client.request(method, path, body=body, params={**(params or {}), "filter_path": filter_path})
+    def _search(self, method: str, path: str, body: Mapping[str, Any], params: Mapping[str, Any] | None = None) -> SearchPage:
+        # no filter_path: it would make the source re-serialise every _source (see the module doc)
+        resp = self.client.request(method, path, body=body, params=params)
         if resp.status != 200:
             raise self.client.error_for(resp, f"search {self.index}")
         data = decode_search(resp.data)  # the hits' _source stay raw bytes (see pages.py)
