@@ -193,3 +193,19 @@ def test_unreachable_source_is_a_connection_error(tmp_path: Path) -> None:
         server.close()
     assert proc.returncode == 3, proc.stderr
     assert proc.stderr.splitlines()[0] == "error: connection refused by https://127.0.0.1:9"
+
+
+def test_numbers_compare_by_exact_value():
+    from remote_reindex.verify.digest import decode_exact
+
+    def same(a: bytes, b: bytes) -> bool:
+        return canonical_source(decode_exact(a)) == canonical_source(decode_exact(b))
+
+    assert same(b'{"v": 2.50}', b'{"v": 2.5}')
+    assert same(b'{"v": 1e2}', b'{"v": 100.0}')
+    assert same(b'{"v": 1E+400}', b'{"v": 1e400}')
+    assert not same(b'{"v": 3.0}', b'{"v": 3}')  # a float is not an integer
+    assert not same(b'{"v": 1.00000000000000000001}', b'{"v": 1.0}')  # beyond a double
+    assert not same(b'{"v": 12345678901234567890123}', b'{"v": 12345678901234567890124}')
+    assert not same(b'{"v": 1e400}', b'{"v": "Infinity"}')
+    assert canonical_source(decode_exact(b'{"b": 3.0, "a": [2.50, 1e400, 7]}')) == b'{"a":[2.5,1E+400,7],"b":3.0}'

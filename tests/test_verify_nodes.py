@@ -293,6 +293,35 @@ def test_pattern_of_indices_merged_into_one_destination_index(tmp_path, destinat
     assert proc.returncode == 11 and json.loads(proc.stdout)["indices"][0]["missing"] == ["b7"]
 
 
+NUMBERS = b'{"a": 1.00000000000000000001, "b": 3.0, "c": 12345678901234567890123, "e" : [1, 2.50], "f": 1e400, "g": 100.0}'
+NUMBERS_RESPELLED = b'{"g":1e2,"f":1E+400,"e":[1,2.5],"c":12345678901234567890123,"b":3.00,"a":1.000000000000000000010}'
+NUMBERS_AS_REMOTE_REINDEX_WRITES_THEM = b'{"a":1.0,"b":3.0,"c":12345678901234567890123,"e":[1,2.5],"f":"Infinity","g":100.0}'
+NUMBERS_AS_ELASTICDUMP_WRITES_THEM = b'{"a":1.00000000000000000001,"b":3,"c":12345678901234567890123,"e":[1,2.5],"f":1e400,"g":100}'
+
+
+def test_numbers_are_compared_by_exact_value(tmp_path, destination, dst) -> None:
+    """Verify compares numbers by value, beyond a double: the same values spelled otherwise
+    are equal; what Elasticsearch's remote _reindex (rounding, "Infinity") or elasticdump
+    (3.0 -> 3) write is different; a number beyond a double is no crash."""
+    docs = {"verify-num-src": NUMBERS, "verify-num-same": NUMBERS_RESPELLED,
+            "verify-num-remote": NUMBERS_AS_REMOTE_REINDEX_WRITES_THEM, "verify-num-dump": NUMBERS_AS_ELASTICDUMP_WRITES_THEM}
+    try:
+        for index, raw in docs.items():
+            dst.request("DELETE", f"/{index}")
+            dst.call("PUT", f"/{index}", body={"mappings": {"dynamic": False}})  # kept in _source, not indexed
+            dst.call("PUT", f"/{index}/_doc/1", body=raw, params={"refresh": "true"})
+        results = {}
+        for dest_index in ("verify-num-same", "verify-num-remote", "verify-num-dump"):
+            body = tmp_path / f"{dest_index}.json"
+            body.write_text(json.dumps({"source": {"index": "verify-num-src"}, "dest": {"index": dest_index}}))
+            proc = run_verify(None, "unused-secret-xyz", str(body), "--dest", destination.url, "--json")
+            results[dest_index] = (proc.returncode, json.loads(proc.stdout)["indices"][0]["different"])
+        assert results == {"verify-num-same": (0, []), "verify-num-remote": (11, ["1"]), "verify-num-dump": (11, ["1"])}
+    finally:
+        for index in docs:
+            dst.request("DELETE", f"/{index}")
+
+
 @pytest.mark.parametrize("dest_fixture", ["es9_destination", "opensearch_destination"])
 def test_other_destination_versions(request, tmp_path, source, src, password, dest_fixture) -> None:
     other = request.getfixturevalue(dest_fixture)

@@ -6,23 +6,53 @@ matter what its content is. A bucket keeps a count and the *sum* (mod 2**128) of
 documents' digests: addition is commutative, so the order documents arrive in (slices,
 shards, scroll pages) does not matter, and memory is O(buckets) however large the index.
 A sum rather than XOR so that a document read twice does not cancel itself out.
+
+Numbers are compared by their exact value, not as doubles: search answers are decoded
+with :func:`decode_exact` (integers of any size, float literals as ``Decimal``), so a
+copy that rounds ``1.00000000000000000001`` to ``1.0``, turns ``1e400`` into
+``"Infinity"`` (Elasticsearch's own remote ``_reindex`` does both) or ``3.0`` into ``3``
+(elasticdump) is found, while ``2.50`` and ``2.5`` (the same value, other spelling) are equal.
 """
 
 from __future__ import annotations
 
+import decimal
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-import orjson
+import msgspec
 
 DEFAULT_BUCKETS = 256
 _MOD = 1 << 128
 
 
+_EXACT = decimal.Context(prec=10_000)  # normalize() rounds to the context's precision: make that never
+
+
+def _float_literal(text: str) -> decimal.Decimal:
+    """A JSON float literal as its exact value in one spelling per value: ``2.50`` and
+    ``2.5`` alike, ``1e2`` and ``100.0`` alike, but never equal to an integer (``3.0``
+    is not ``3``: a copy that drops the fraction changed the document)."""
+    value = decimal.Decimal(text).normalize(_EXACT)
+    if value.as_tuple().exponent == 0:  # an integral value written as a float
+        return decimal.Decimal(f"{value}.0")
+    return value
+
+
+_decoder = msgspec.json.Decoder(float_hook=_float_literal)
+_encoder = msgspec.json.Encoder(order="sorted", decimal_format="number")
+
+
+def decode_exact(raw: bytes) -> Any:
+    """Parse a JSON answer keeping every number exact (see the module doc)."""
+    return _decoder.decode(raw)
+
+
 def canonical_source(source: Any) -> bytes:
-    """The ``_source`` as bytes that do not depend on key order or whitespace."""
-    return orjson.dumps(source if source is not None else {}, option=orjson.OPT_SORT_KEYS)
+    """The ``_source`` as bytes that do not depend on key order, whitespace or the spelling
+    of a float. For documents from :func:`decode_exact`."""
+    return _encoder.encode(source if source is not None else {})
 
 
 def bucket_of(doc_id: str, buckets: int = DEFAULT_BUCKETS) -> int:

@@ -15,8 +15,11 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 from urllib.parse import quote
 
+import msgspec
+
 from ..cluster import ClusterClient
 from ..errors import ClusterError, UsageError
+from .digest import decode_exact
 
 SCROLL_KEEP_ALIVE = "5m"
 DEFAULT_PAGE_SIZE = 1000
@@ -76,6 +79,20 @@ def count(client: ClusterClient, index: str, query: Mapping[str, Any] | None = N
     return int(resp.json()["count"])
 
 
+def search_exact(client: ClusterClient, path: str, *, body: Mapping[str, Any], params: Mapping[str, Any] | None = None,
+                 timeout: float | None = None) -> dict[str, Any]:
+    """A search whose answer keeps every number exact (``digest.decode_exact``): documents
+    are compared by value, and a number beyond a double (``1e400``) is not a crash."""
+    resp = client.request("POST", path, body=body, params=params, **({"timeout": timeout} if timeout else {}))
+    if resp.status != 200:
+        raise client.error_for(resp, f"POST {path}")
+    try:
+        return decode_exact(resp.data)
+    except (msgspec.DecodeError, ValueError) as exc:
+        raise ClusterError(f"{client.host_port} answered {path} with invalid JSON: {exc}",
+                           "Check that the URL points at Elasticsearch or OpenSearch, and run verify again.", cause="bad_response") from None
+
+
 def _check_shards(client: ClusterClient, result: Mapping[str, Any], index: str) -> None:
     shards = result.get("_shards") or {}
     if shards.get("failed"):
@@ -106,7 +123,7 @@ def scroll_slice(
         body["_source"] = source_filter
     if slices > 1:
         body["slice"] = {"id": slice_id, "max": slices}
-    result = client.call("POST", f"/{index_path(index)}/_search", params={"scroll": SCROLL_KEEP_ALIVE}, body=body)
+    result = search_exact(client, f"/{index_path(index)}/_search", params={"scroll": SCROLL_KEEP_ALIVE}, body=body)
     scroll_id = result.get("_scroll_id")
     try:
         while True:
@@ -117,7 +134,7 @@ def scroll_slice(
             yield hits
             if cancel is not None and cancel.is_set():
                 raise Cancelled()
-            result = client.call("POST", "/_search/scroll", body={"scroll": SCROLL_KEEP_ALIVE, "scroll_id": scroll_id})
+            result = search_exact(client, "/_search/scroll", body={"scroll": SCROLL_KEEP_ALIVE, "scroll_id": scroll_id})
             scroll_id = result.get("_scroll_id", scroll_id)
     finally:
         if scroll_id:
@@ -183,7 +200,7 @@ def random_sample(
     }
     if source_filter is not None:
         body["_source"] = source_filter
-    result = client.call("POST", f"/{index_path(index)}/_search", body=body, timeout=120)
+    result = search_exact(client, f"/{index_path(index)}/_search", body=body, timeout=120)
     _check_shards(client, result, index)
     return result["hits"]["hits"]
 
@@ -207,7 +224,7 @@ def fetch_by_ids(
         body: dict[str, Any] = {"size": min(len(part) * 4, MAX_RESULT_WINDOW), "query": {"bool": {"filter": filters}}}
         if source_filter is not None:
             body["_source"] = source_filter
-        result = client.call("POST", f"/{index_path(index)}/_search", body=body, timeout=120)
+        result = search_exact(client, f"/{index_path(index)}/_search", body=body, timeout=120)
         _check_shards(client, result, index)
         yield from result["hits"]["hits"]
 
