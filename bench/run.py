@@ -235,7 +235,9 @@ def bench_client(sb: Sandbox, password: str, workdir: Path, docs: int, extra_arg
     if summary.get("created") != docs:
         raise SystemExit(f"client engine created {summary.get('created')} of {docs}: {redact(r.stdout, password)}")
     return Row("our client engine", "ours", docs, r.wall_s, r.cpu_s, r.rss_mb, dcpu.used,
-               extra={"retries": summary.get("retries"), "args": " ".join(extra_args), "rss_timeline_mb": r.rss_timeline})
+               extra={"retries": summary.get("retries"), "args": " ".join(extra_args), "rss_timeline_mb": r.rss_timeline,
+                      # the engine's own time (as _reindex's took): no process start-up; index creation included
+                      "took_s": round(summary.get("took", 0) / 1000, 2)})
 
 
 def ensure_elasticdump(progress: Callable[[str], None]) -> Path:
@@ -346,6 +348,12 @@ def goals(rows: list[Row]) -> list[dict[str, Any]]:
         best = max(server, key=lambda r: r.rate)
         out.append({"goal": f"client docs/s >= 1.0 x best server-side _reindex ({best.method})", "value": round(client.rate / best.rate, 2),
                     "pass": client.rate >= best.rate})
+        took = client.extra.get("took_s")
+        if took:
+            # like for like: the _reindex figure starts once its index exists and no process has to start;
+            # the client's wall time includes Python's start-up, and its took the index creation
+            out.append({"goal": f"(same, from the client's own took of {took:.1f} s instead of its process wall time)",
+                        "value": round(client.docs / took / best.rate, 2), "pass": client.docs / took >= best.rate})
     espy = next((r for r in rows if r.method.startswith("elasticsearch-py")), None)
     if espy and espy.cpu_s and client.cpu_s is not None:
         out.append({"goal": "client CPU <= 0.5 x elasticsearch-py's", "value": round(client.cpu_s / espy.cpu_s, 2), "pass": client.cpu_s <= 0.5 * espy.cpu_s})
