@@ -240,6 +240,15 @@ def test_verify_fix_names_restart_and_deleting_extras() -> None:
     assert mismatch_fix(_result(source=10, dest=12)).startswith("Delete the extra documents")
 
 
+def test_output_consoles_print_fingerprints_and_names_as_text() -> None:
+    """Rich would turn ":CD:" of a SHA-256 fingerprint into an emoji."""
+    from remote_reindex.cli.common import out
+
+    with out.capture() as captured:
+        out.print("6D:CD:2C:AB:FE", markup=False)
+    assert captured.get().strip() == "6D:CD:2C:AB:FE"
+
+
 # -- 8. --skip-preflight: a refusal after the metadata step wrote is a copy failure ------------------
 
 

@@ -321,7 +321,7 @@ def test_cli_json_summary_and_plan(source, es9_destination, source_docs, tmp_pat
     page, why = choose_page_size(avg)
     assert p["indices"] == [{"index": SAMPLE_INDEX, "dest_index": "client-cli", "docs": source.docs, "kind": "index", "shards": 2,
                              "read_mode": "pit", "slices": 2, "op_type": "index", "page_size": page,
-                             "page_size_reason": f"documents of about {avg:,} bytes stored", "metadata": "create from source"}]
+                             "page_size_reason": f"documents of about {avg:,} bytes on disk (compressed; ~{avg * 3:,} bytes of JSON assumed)", "metadata": "create from source"}]
     assert f"read {page} docs per page" in " ".join(p["notes"])
     assert dest.request("HEAD", "/client-cli").status == 404  # the plan wrote nothing
 

@@ -245,8 +245,8 @@ def test_transform_spec_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 def test_page_size_follows_the_document_size():
     assert choose_page_size(None) == (1000, "document size unknown")
     # the sandbox's ~1.1 KB documents store in ~230 bytes: the cap
-    assert choose_page_size(230) == (3000, "documents of about 230 bytes stored")
+    assert choose_page_size(230) == (3000, "documents of about 230 bytes on disk (compressed; ~690 bytes of JSON assumed)")
     # 100 KB stored (~300 KB of JSON each): 13 per page, ~4 MB
-    assert choose_page_size(100_000) == (13, "documents of about 100,000 bytes stored")
+    assert choose_page_size(100_000) == (13, "documents of about 100,000 bytes on disk (compressed; ~300,000 bytes of JSON assumed)")
     # huge documents: never fewer than 10 per page
     assert choose_page_size(50_000_000)[0] == 10

@@ -118,7 +118,8 @@ def test_rejected_documents_are_sent_again_by_the_rerun(tmp_path, source, destin
 
 
 @pytest.mark.nodes
-def test_sigint_stops_the_copy_saves_cursors_and_the_rerun_finishes(tmp_path, source, destination, env) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_sigint_stops_the_copy_saves_cursors_and_the_rerun_finishes(sig, tmp_path, source, destination, env) -> None:
     docs = 3000
     with source.client(timeout=120) as sc, destination.client(timeout=120) as dc:
         try:
@@ -134,7 +135,7 @@ def test_sigint_stops_the_copy_saves_cursors_and_the_rerun_finishes(tmp_path, so
                 while proc.poll() is None and acked(state) == 0 and time.monotonic() < deadline:
                     time.sleep(0.01)
                 assert proc.poll() is None, "the copy ended before it could be interrupted"
-                proc.send_signal(signal.SIGINT)
+                proc.send_signal(sig)  # SIGTERM (timeout, systemd) stops as cleanly as Ctrl-C
                 out, err = proc.communicate(timeout=60)
             finally:
                 if proc.poll() is None:

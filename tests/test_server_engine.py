@@ -226,37 +226,47 @@ def test_10_partitions_combine_with_the_users_query(source, dc, sc, mixed_index)
     assert docs_of(dc, "s10") == expected
 
 
-def test_11_cancel_in_the_middle(source, dest, dc, workdir):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_11_cancel_in_the_middle(sig, source, dest, dc, workdir):
+    dc.request("DELETE", "/s11")
     body = {"source": {"remote": {**remote_of(source), "password": "${SRC_PW}"}, "index": SAMPLE_INDEX, "size": 50}, "dest": {"index": "s11"}}
     body_file = workdir / "cancel-body.json"
     body_file.write_bytes(orjson.dumps(body))
+    state = workdir / f"cancel-{int(sig)}.sqlite"  # each signal its own job
     password = source.password_file.read_text().strip()
     env = {**os.environ, "SRC_PW": password}
     proc = subprocess.Popen(
         [sys.executable, "-m", "remote_reindex.cli.main", "run", str(body_file), "--dest", dest.url, "--engine", "server",
-         "--source-ca", str(source.ca_file), "--requests-per-second", "100", "--json"],
+         "--source-ca", str(source.ca_file), "--requests-per-second", "100", "--json", "--state", str(state)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
         # as from a terminal: a test run started in the background by a non-interactive shell
         # inherits SIGINT ignored, and Ctrl-C would never reach the copy
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        # inherits SIGINT ignored, and Ctrl-C would never reach the copy. SIGTERM must stop it
+        # even then (run in the background by a shell, stopped by `timeout` or systemd).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL if sig == signal.SIGINT else signal.SIG_IGN),
     )
     try:
         deadline = time.monotonic() + 120
         created = 0
         while time.monotonic() < deadline and created < 150:
+            assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
             tasks = dc.call("GET", "/_tasks", params={"actions": "*reindex", "detailed": "true"})
             created = sum(t["status"]["created"] for n in tasks["nodes"].values() for t in n["tasks"].values())
             time.sleep(0.2)
         assert created >= 150, "the copy did not start"
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out, errs = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 9, errs.decode()
+    # as with the client engine: the task is cancelled, what was written is reported, exit 130
+    assert proc.returncode == 130, errs.decode()
     report = orjson.loads(out)
-    assert report["indices"][0]["cancelled"] is True
+    assert report["indices"][0]["cancelled"] is True and report["interrupted"] is True
     assert 150 <= report["created"] < source.docs
+    last = errs.decode().strip().splitlines()[-2:]
+    assert last[0] == f"error: interrupted: {report['created']:,} of {source.docs:,} documents copied", last
+    assert last[1].startswith("fix: run the same command again: it resumes from "), last
     assert count_of(dc, "s11") == report["created"]  # the destination agrees
     text = out.decode() + errs.decode()
     assert password not in text

@@ -168,7 +168,9 @@ def test_differences_in_text_output(tmp_path, source, destination, password, cop
     assert proc.stderr.strip().splitlines() == [
         "error: the destination differs from the source in 1 of 1 index pair(s)",
         "fix: Copy again with 'remote-reindex run BODY --dest URL --restart' (without --restart a finished job is not run again) and delete the extra "
-        "documents from the destination (a copy never removes documents), then verify again; --report FILE lists every differing id.",
+        "documents from the destination (a copy never removes documents), then verify again; --report FILE lists every differing id. "
+        "Documents still different after a copy with --engine server: Elasticsearch's remote _reindex rewrites numbers beyond a double "
+        "(1e400 becomes \"Infinity\"); copy those with --engine client, which keeps the bytes.",
     ]
 
 

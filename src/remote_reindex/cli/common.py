@@ -14,8 +14,8 @@ from rich.markup import escape
 
 from ..errors import RemoteReindexError
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True, emoji=False)  # no emoji: ":CD:" in a fingerprint is hex, not a CD
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 def fail(exc: RemoteReindexError, *, as_json: bool = False) -> NoReturn:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.markup import escape
@@ -247,6 +248,8 @@ def run_cmd(
 ) -> None:
     """Step 5: copy the data, one job per source index, N in parallel."""
     progress: RichProgress | None = None
+    state_path: str | None = None
+    signal.signal(signal.SIGTERM, _sigterm_as_sigint)  # `timeout`, systemd, kill: stop as cleanly as Ctrl-C
     try:
         if engine not in ENGINES:
             raise UsageError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}", "Use --engine server, --engine client or --engine auto.")
@@ -294,6 +297,7 @@ def run_cmd(
                 # the job is "this body into this destination cluster": a re-created cluster at the same URL is another job
                 dest_id = f"{dst.url}#{dst.info().cluster_uuid or ''}"
                 state = open_job_state(body, dest_id, dst.host_port, engine, state_file=state_file, restart=restart, resume=resume)
+                state_path = str(state.path) if state is not None else None
             if state is not None and state.finished_before:
                 progress.close()
                 if as_json:
@@ -310,6 +314,12 @@ def run_cmd(
         if progress:
             progress.close()
         fail(exc, as_json=as_json)
+    except KeyboardInterrupt:  # before an engine took over Ctrl-C (planning, metadata): nothing half-written to report
+        if progress:
+            progress.close()
+        err.print("[bold red]error:[/] interrupted before the copy started", markup=True, highlight=False)
+        err.print(f"[bold]fix:[/] run the same command again{' (progress is kept in the state file)' if state_path else ''}", markup=True, highlight=False)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     progress.close()
     if isinstance(summary, dict):  # --plan: the engine returned the plan, nothing was written
         if as_json:
@@ -336,6 +346,18 @@ def run_cmd(
 
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
+
+
+def _sigterm_as_sigint(signum: int, frame: Any) -> None:
+    """SIGTERM does what Ctrl-C does: the client engine's handler stops the reads and waits
+    for the writes in flight, the server engine cancels its tasks; before either, a
+    KeyboardInterrupt. Called directly, not re-sent as SIGINT: a process started in the
+    background by a shell ignores SIGINT, and SIGTERM must still stop it."""
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler) and handler is not signal.default_int_handler:
+        handler(signal.SIGINT, frame)
+    else:
+        raise KeyboardInterrupt
 
 
 def exit_interrupted(summary: RunSummary) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import typer
+from rich.markup import escape
 
 from ..errors import MismatchError, RemoteReindexError, UsageError
 from ..plan.source import source_client
@@ -66,7 +67,7 @@ def check_report_path(report: Optional[str]) -> Optional[Path]:
 
 def print_result(result: VerifyResult, show: int) -> None:
     for r in result.indices:
-        head = f"{r.index} -> {r.dest_index}"
+        head = escape(f"{r.index} -> {r.dest_index}")  # an index name like x[bold]y is text, not markup
         if r.equal:
             how = {"full": f"{r.buckets_checked} buckets of content compared", "sample": f"{r.sampled:,} sampled documents compared",
                    "counts": "counts only"}[r.mode]
@@ -107,6 +108,10 @@ def mismatch_fix(result: VerifyResult) -> str:
     if extra:
         steps.append("delete the extra documents from the destination (a copy never removes documents)")
     text = " and ".join(steps) + ", then verify again; --report FILE lists every differing id."
+    if any(r.different.count for r in unequal):
+        # the one content difference a re-copy by the server engine cannot fix
+        text += (" Documents still different after a copy with --engine server: Elasticsearch's remote _reindex rewrites"
+                 " numbers beyond a double (1e400 becomes \"Infinity\"); copy those with --engine client, which keeps the bytes.")
     return text[0].upper() + text[1:]
 
 
@@ -160,7 +165,7 @@ def verify_cmd(
     if not result.equal:
         n = sum(1 for r in result.indices if not r.equal)
         exc = MismatchError(f"the destination differs from the source in {n} of {len(result.indices)} index pair(s)", mismatch_fix(result))
-        err.print(f"[bold red]error:[/] {exc.message}\n[bold]fix:[/] {exc.fix}", markup=True, highlight=False)
+        err.print(f"[bold red]error:[/] {escape(exc.message)}\n[bold]fix:[/] {escape(exc.fix)}", markup=True, highlight=False)
         raise typer.Exit(exc.exit_code)
 
 

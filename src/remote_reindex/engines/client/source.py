@@ -115,7 +115,7 @@ def choose_page_size(avg_stored_bytes: int | None) -> tuple[int, str]:
         return DEFAULT_PAGE_SIZE, "document size unknown"
     est = max(1, int(avg_stored_bytes * COMPRESSION_FACTOR))
     size = max(MIN_PAGE_SIZE, min(MAX_PAGE_SIZE, PAGE_TARGET_BYTES // est))
-    return size, f"documents of about {avg_stored_bytes:,} bytes stored"
+    return size, f"documents of about {avg_stored_bytes:,} bytes on disk (compressed; ~{est:,} bytes of JSON assumed)"
 
 
 def choose_read_mode(requested: str, info: ClusterInfo, *, data_stream: bool = False) -> str:

@@ -440,6 +440,8 @@ def copy(body: ReindexBody, dest: ClusterClient, options: ServerOptions, progres
         if interrupted:
             t = summary.totals()
             progress.message(f"cancelled: {t['created'] + t['updated']:,} document(s) were written before the task(s) stopped")
+            summary.interrupted = True  # Ctrl-C / SIGTERM: the CLI ends as for the client engine (exit 130)
+            summary.expected_docs = max(sum(p.info.docs for p in plans) if body.max_docs is None else body.max_docs, t["created"] + t["updated"])
         return summary
     finally:
         if src is not None:
@@ -497,6 +499,8 @@ def attach(task_id: str, dest: ClusterClient, options: ServerOptions, progress: 
             progress.message("interrupted: cancelling the task on the destination ...")
             runner.stop.set()
     summary = RunSummary("server", [_summarize(index, dest_index, [job], interrupted)], int((time.monotonic() - t0) * 1000))
+    summary.interrupted = interrupted
+    summary.expected_docs = max(first.total, summary.totals()["created"] + summary.totals()["updated"])
     if job.error is not None and job.status is not None and job.status.done == 0:
         raise job.error
     return summary
