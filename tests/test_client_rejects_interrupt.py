@@ -147,6 +147,8 @@ def test_sigint_stops_the_copy_saves_cursors_and_the_rerun_finishes(sig, tmp_pat
             copied = s["created"] + s["updated"]
             assert (s["interrupted"], s["complete"]) == (True, False)
             assert 0 < copied < docs
+            # total adds up: documents read but dropped by the stop are not in it (the re-run reads them)
+            assert s["total"] == copied + s["version_conflicts"] + s["noops"] + s["failed"]
             assert "interrupted: stopping; waiting up to 30 s for the writes in flight (Ctrl-C again to quit at once)" in err_text
             lines = err_text.strip().splitlines()
             assert lines[-2:] == [f"error: interrupted: {copied:,} of {docs:,} documents copied",

@@ -268,6 +268,7 @@ def test_write_block_mid_copy_stops_the_job_with_exact_counts(source, dest, tmp_
         held = count_of(dest, index)
         assert 600 <= held < source.docs
         assert d["created"] == held  # the summary counts exactly what the destination holds
+        assert d["total"] == held  # the refused bulks' documents are not counted as processed
         assert (d["failed"], d["updated"]) == (0, 0)  # an index condition, not document errors
         assert not dead.exists()
         reasons = {(f["cause"]["type"], f["cause"]["reason"], f["cause"]["fix"]) for f in d["failures"]}

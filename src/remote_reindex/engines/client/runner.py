@@ -134,6 +134,7 @@ class IndexJob:
 
     def __post_init__(self) -> None:
         self.summary = IndexSummary(self.info.name, self.dest_index, "client")
+        self._unwritten = 0  # read but never acknowledged (dropped at a stop, or their bulk failed): not in "total"
         self.stop = threading.Event()
         self._lock = threading.Lock()
         body = self.ctx.body
@@ -218,6 +219,9 @@ class IndexJob:
             counts = {k: sum(c.counts.get(k, 0) for c in self.cursors) for k in COUNTERS}
             ctx.state.save(self.info.name, INDEX_PART, position={"counts": counts, "docs": sum(c.docs_done for c in self.cursors)},
                            docs_done=sum(c.docs_done for c in self.cursors), status="done")
+        # "total" counts what this job accounts for (written, conflicts, noops, failed), as
+        # _reindex's does: documents read but dropped by a stop are read again by the next run
+        s.total -= self._unwritten
         s.took_ms = int((time.monotonic() - started) * 1000)
         ctx.progress.finish_index(self.info.name)
         return s
@@ -327,6 +331,8 @@ class IndexJob:
                     self._submit(batch, replay_sink, acks, window, context_id, replay=True)
                 else:
                     self._submit(batch, sink, acks, window, context_id)
+            elif batch is not None:
+                self._not_written(len(batch))
         except RemoteReindexError as exc:
             self._fatal(exc)
         except Exception as exc:  # a bug must not end a slice silently: the index is then reported incomplete
@@ -340,6 +346,7 @@ class IndexJob:
         window.acquire()
         if self.stop.is_set():
             window.release()
+            self._not_written(len(batch))
             return
         acks.sent(len(batch))  # saved before the write: a kill after it knows these may be on the destination
         fut = self.ctx.writers.submit(sink.write, batch)
@@ -351,12 +358,17 @@ class IndexJob:
             try:
                 r: BatchResult = fut.result()
             except RemoteReindexError as exc:
+                self._not_written(len(batch))
                 self._fatal(exc)
                 return
             except Exception as exc:  # a bug must not hang the slice: report it as a failure
+                self._not_written(len(batch))
                 self._fatal(RemoteReindexError(f"unexpected error writing to {self.dest_index}: {exc!r}"))
                 return
             s = self.summary
+            accounted = r.created + r.updated + r.version_conflicts + r.noops + r.failed
+            if accounted < len(batch):  # e.g. items refused by an index write block: neither written nor failed
+                self._not_written(len(batch) - accounted)
             # in the replay window a conflict is a document an earlier run of this job wrote
             existing = r.version_conflicts if replay else 0
             counts = {"created": r.created + existing, "updated": r.updated, "version_conflicts": r.version_conflicts - existing,
@@ -411,6 +423,10 @@ class IndexJob:
                 index=doc.index,
             ))
         return out
+
+    def _not_written(self, docs: int) -> None:
+        with self._lock:
+            self._unwritten += docs
 
     def _search_retry(self) -> None:
         with self._lock:
