@@ -162,6 +162,11 @@ CASES = [
          "Name a function defined in that module.", files={"h9_bad_input_tx.py": "def fix(doc):\n    return doc\n"}),
     Case("state-is-a-directory", CLIENT + ["--state", "{tmp}/adir"], "--state {tmp}/adir is a directory",
          "Give a file name for the job's state, e.g. --state job.sqlite."),
+    Case("dead-letter-folder-missing", CLIENT + ["--dead-letter", "{tmp}/no-such-dir/d.ndjson"],
+         "the folder of --dead-letter {tmp}/no-such-dir/d.ndjson does not exist: {tmp}/no-such-dir",
+         "Create the folder first, or give --dead-letter a file in an existing folder."),
+    Case("dead-letter-is-a-directory", CLIENT + ["--dead-letter", "{tmp}/adir"], "--dead-letter {tmp}/adir is a directory",
+         "Give a file name, e.g. --dead-letter rejected.ndjson."),
     # -- verify: the same mistakes ------------------------------------------------------------------
     Case("verify-body-not-json", VERIFY, "body file {tmp}/body.json is not valid JSON (line 1, column 2)",
          "Check the JSON syntax there (quotes, commas, braces).", body="{not json"),

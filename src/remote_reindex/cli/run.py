@@ -155,7 +155,7 @@ def print_summary(summary: RunSummary) -> None:
         err.print(line, markup=False, highlight=False)
 
 
-def check_local_inputs(source_ca: Optional[str], transform: Optional[str], state_file: Optional[str]) -> None:
+def check_local_inputs(source_ca: Optional[str], transform: Optional[str], state_file: Optional[str], dead_letter: Optional[str] = None) -> None:
     """Files and code named on the command line, checked before anything connects or is
     written (the state file included): a typo fails in a second, not after a handshake."""
     if source_ca:
@@ -168,6 +168,11 @@ def check_local_inputs(source_ca: Optional[str], transform: Optional[str], state
         raise UsageError(f"--state {state_file} is a directory", "Give a file name for the job's state, e.g. --state job.sqlite.")
     if state_file and not Path(state_file).parent.is_dir():  # only the default state folder is ever created
         raise UsageError(f"the folder of --state {state_file} does not exist: {Path(state_file).parent}", "Create the folder first, or give --state a file in an existing folder.")
+    # the dead-letter file is only opened at the first rejected document: check its place now
+    if dead_letter and Path(dead_letter).is_dir():
+        raise UsageError(f"--dead-letter {dead_letter} is a directory", "Give a file name, e.g. --dead-letter rejected.ndjson.")
+    if dead_letter and not Path(dead_letter).parent.is_dir():
+        raise UsageError(f"the folder of --dead-letter {dead_letter} does not exist: {Path(dead_letter).parent}", "Create the folder first, or give --dead-letter a file in an existing folder.")
 
 
 def check_engine_options(engine: str, client_only: list[str], server_only: list[str], has_script: bool = False) -> tuple[str, str | None]:
@@ -269,7 +274,7 @@ def run_cmd(
             engine, why = check_engine_options(engine, client_only, server_only, has_script=True)
             forced_reason = forced_reason or why
         check_tls_flags(source_ca, source_insecure, dest, dest_ca, dest_insecure)
-        check_local_inputs(source_ca, transform, state_file)
+        check_local_inputs(source_ca, transform, state_file, dead_letter)
         if source_insecure:
             warn_insecure()
         common = dict(parallel=parallel, plan_only=plan, copy_metadata=not no_metadata, include_hidden=include_hidden,

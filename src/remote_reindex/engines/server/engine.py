@@ -396,8 +396,9 @@ def copy(body: ReindexBody, dest: ClusterClient, options: ServerOptions, progres
             for job in jobs:
                 if job.resume is None:
                     state.save(job.index, job.part, position=job.body_position, status="pending")
-            if state.resumed:
-                done = sum(state.docs_done(p.info.name) for p in plans)
+            done = sum(state.docs_done(p.info.name) for p in plans)
+            # a job that stopped before writing anything (a failed preflight) has nothing to resume: say nothing
+            if state.resumed and (done or any(j.resume in ("done", "attach") for j in jobs)):
                 progress.message(f"resuming job {state.description} from state {state.path}: {done:,} of {sum(p.info.docs for p in plans):,} documents already copied"
                                  f" ({sum(1 for j in jobs if j.resume == 'done')} of {len(jobs)} task(s) done, {sum(1 for j in jobs if j.resume == 'attach')} to re-attach)")
         runner = _Runner(dest, nodes, options, progress, explain, state)
