@@ -222,7 +222,7 @@ def test_cli_configure_destination_without_a_sandbox(tmp_path):
     try:
         proc = subprocess.run([*CLI, "sandbox", "configure-destination", "--bundle", str(tmp_path / "ca.zip"), "--settings", str(tmp_path / "s.yml"), "--home", str(home)], capture_output=True, text=True)
         assert proc.returncode == 10
-        assert proc.stderr.splitlines() == [f"error: no sandbox is up in {home}", "fix: Run 'remote-reindex sandbox up' first."]
+        assert proc.stderr.splitlines() == [f"error: no sandbox is up in {home}", f"fix: Run 'remote-reindex sandbox up --home {home}' first."]
     finally:
         import shutil
 
@@ -249,7 +249,7 @@ def test_status_of_an_empty_home(tmp_path):
 def test_status_and_down_of_a_missing_home_create_nothing(tmp_path):
     home = tmp_path / "nosuch"
     status = subprocess.run([*CLI, "sandbox", "status", "--home", str(home)], capture_output=True, text=True)
-    assert (status.returncode, status.stdout, status.stderr) == (0, f"no sandbox in {home} (start one with 'remote-reindex sandbox up')\n", "")
+    assert (status.returncode, status.stdout, status.stderr) == (0, f"no sandbox in {home} (start one with 'remote-reindex sandbox up --home {home}')\n", "")
     down = subprocess.run([*CLI, "sandbox", "down", "--home", str(home)], capture_output=True, text=True)
     assert (down.returncode, down.stdout, down.stderr) == (0, f"no sandbox in {home}: nothing to stop\n", "")
     assert Sandbox(home).down() == 0

@@ -233,3 +233,13 @@ def test_block_list_ca_path_that_would_repeat_an_earlier_one_is_deleted(src_bund
     assert problems(text, bundle=src_bundle, target="self-managed") == [
         (4, "error", "CA path 'other/ca.pem' does not match: the bundle holds src_ca/cacert.pem", None),
     ]
+
+
+def test_absolute_ca_path_is_fixed_to_the_bundle_path_in_the_config_folder(tmp_path):
+    """Not one folder up from the CA: the config folder cannot be told from the path."""
+    from remote_reindex.bundle import read_bundle
+
+    zip_path = build_bundle([trustme_pki(tmp_path).root_file], name="src_ca", out_dir=tmp_path).zip_path
+    for wrong in ("/etc/elasticsearch/ca.pem", "/etc/ca.pem", "/etc/elasticsearch/certs/ca.pem"):
+        p = problems(f'reindex.remote.whitelist: ["a:9200"]\nreindex.ssl.certificate_authorities: ["{wrong}"]\n', bundle=read_bundle(zip_path), target="self-managed")
+        assert p == [(2, "error", f"CA path '{wrong}' does not match: the bundle holds src_ca/cacert.pem", 'reindex.ssl.certificate_authorities: ["src_ca/cacert.pem"]')]

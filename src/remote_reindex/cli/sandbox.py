@@ -66,9 +66,9 @@ def status(
         return
     if not result["source"] and not result["destination"]:
         if not Path(result["home"]).is_dir():
-            out.print(f"no sandbox in {result['home']} (start one with 'remote-reindex sandbox up')", highlight=False)
+            out.print(f"no sandbox in {result['home']} (start one with 'remote-reindex sandbox up --home {result['home']}')", highlight=False)
             return
-        out.print(f"no sandbox is up in {result['home']} (start one with 'remote-reindex sandbox up')", highlight=False)
+        out.print(f"no sandbox is up in {result['home']} (start one with 'remote-reindex sandbox up --home {result['home']}')", highlight=False)
         return
     _print_status(result)
 

@@ -580,7 +580,7 @@ class Sandbox:
             if target is None:
                 side = self.destination
                 if side is None:
-                    raise SandboxError(f"no sandbox is up in {self.home}", "Run 'remote-reindex sandbox up' first.", cause="not_up")
+                    raise SandboxError(f"no sandbox is up in {self.home}", f"Run 'remote-reindex sandbox up --home {self.home}' first.", cause="not_up")
             else:
                 side = self.extra_destinations.get(target)
                 if side is None:

@@ -225,9 +225,8 @@ class _Linter:
             # Said self-managed, wrote Elastic Cloud's folder: a copy-paste from Cloud docs; on
             # a node of one's own the bundle sits in the config dir, which a relative path names.
             return b.relative_path
-        if path.startswith("/"):
-            base = path.rsplit("/", 2)[0] if path.count("/") >= 2 else ""
-            return f"{base}/{b.relative_path}"
+        # an absolute path: where the config folder is cannot be told from it (the CA may sit
+        # in it or below it); a relative path is resolved against it, wherever it is
         return b.relative_path
 
     def check_ca(self, s: Setting) -> None:
