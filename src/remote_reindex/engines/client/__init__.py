@@ -209,7 +209,9 @@ def copy(body: ReindexBody, dest: ClusterClient, options: ClientOptions, progres
         if state is not None and state.resumed:
             done = sum(kept_docs(state.cursors(job.info.name)) for job in jobs)  # rejected documents are not "copied"
             total = sum(job.info.docs for job in jobs)
-            if done:  # a job that stopped before writing anything (a failed preflight, a TLS error) has nothing to resume
+            # a job that stopped before sending anything (a failed preflight, a TLS error) has nothing to resume;
+            # one whose documents were all rejected has (they are sent again)
+            if any(c.docs_done for job in jobs for c in state.cursors(job.info.name)):
                 progress.message(f"resuming job {state.description} from state {state.path}: {done:,} of {total:,} documents already copied")
         if body.sort is not None:
             notes.append("source.sort is ignored: documents are read in index order (sorting a copy is deprecated in _reindex too)")
